@@ -1,0 +1,98 @@
+"""Header metadata: the article's date and its source/outlet, from the text itself.
+
+Dumps carry these in a handful of shapes (`date 2019-09-09`, `2019/09/09 | 21:40`,
+`19-07-2018`, `November 20, 2019`, a dateline `ERBIL (Outlet) - …`, a breadcrumb
+`Home › outlet › …`). Only the head of the article is searched: a date in the body is
+usually about the story, not the publication.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date as _date
+from urllib.parse import urlsplit
+
+HEAD_PARAGRAPHS = 12
+
+_MONTHS = {
+    m: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
+            ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
+            ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for m in names
+}
+_MONTH = r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+_DATE_PATTERNS = [
+    # 2019-09-09, 2019/09/09, 2019.09.09 (optionally followed by a time)
+    ("ymd", re.compile(r"(?<!\d)(?P<y>(?:19|20)\d\d)[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?!\d)")),
+    # 19-07-2018, 19.07.2018: day first
+    ("dmy", re.compile(r"(?<![\d/])(?P<d>\d{1,2})[-.](?P<m>\d{1,2})[-.](?P<y>(?:19|20)\d\d)(?!\d)")),
+    # 07/19/2018: month first (US habit) unless the first number cannot be a month
+    ("mdy", re.compile(r"(?<![\d-])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>(?:19|20)\d\d)(?!\d)")),
+    # November 20, 2019 / Nov. 20 2019
+    ("text_mdy", re.compile(_MONTH + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>(?:19|20)\d\d)(?!\d)", re.I)),
+    # 20 November 2019
+    ("text_dmy", re.compile(r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH + r",?\s+(?P<y>(?:19|20)\d\d)(?!\d)", re.I)),
+]
+
+_DATELINE_SOURCE = re.compile(r"^[A-Z][A-Z .,'’-]{1,40}\s*\((?P<src>[^()]{2,40})\)\s*[-–—:]")
+_BREADCRUMB = re.compile(r"\bHome\s*[›»>|/]\s*(?P<src>[^›»>|/]{2,40}?)\s*[›»>|/]")
+_NAME_LINE = re.compile(r"^[A-Z][\w&.'’-]*(?:\s+[A-Z0-9][\w&.'’-]*){0,3}$")
+
+
+def normalise_date(text: str) -> str | None:
+    """The first date in `text` as ISO `YYYY-MM-DD`, or None."""
+    best: tuple[int, str] | None = None
+    for kind, pattern in _DATE_PATTERNS:
+        m = pattern.search(text)
+        if not m:
+            continue
+        y = int(m.group("y"))
+        mon = m.groupdict().get("mon")
+        month = _MONTHS[mon.lower().rstrip(".")] if mon else int(m.group("m"))
+        day = int(m.group("d"))
+        if kind == "mdy" and month > 12:
+            month, day = day, month
+        try:
+            iso = _date(y, month, day).isoformat()
+        except ValueError:
+            continue
+        if best is None or m.start() < best[0]:
+            best = (m.start(), iso)
+    return best[1] if best else None
+
+
+def find_date(paragraphs: list[str]) -> str | None:
+    """The publication date: the first date named in the head of the article."""
+    for paragraph in paragraphs[:HEAD_PARAGRAPHS]:
+        found = normalise_date(paragraph)
+        if found:
+            return found
+    return None
+
+
+def find_source(paragraphs: list[str], url: str | None = None) -> str | None:
+    """The outlet the text names: a dateline `CITY (Outlet) -`, a breadcrumb, a name line
+    right after the date line, and failing those the URL's host."""
+    head = paragraphs[:HEAD_PARAGRAPHS]
+    for paragraph in head:
+        m = _DATELINE_SOURCE.match(paragraph)
+        if m:
+            return m.group("src").strip()
+    for paragraph in head:
+        m = _BREADCRUMB.search(paragraph)
+        if m:
+            return m.group("src").strip()
+    for before, line in zip(head, head[1:]):
+        if len(before) <= 40 and normalise_date(before) and _NAME_LINE.match(line) and len(line) <= 40:
+            return line
+    if url:
+        host = urlsplit(url).hostname or ""
+        return host.removeprefix("www.") or None
+    return None

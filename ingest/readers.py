@@ -1,0 +1,325 @@
+"""Readers: turn one input into a stream of raw records (or rejects), nothing more.
+
+A reader never drops anything silently: each record it finds is yielded either as a
+`RawRecord` or as a `Reject` that names the file, the record number and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ingest.records import RawRecord, Reject
+from ingest.sources import COMPRESSED_SUFFIXES, InputError, Source, open_binary
+
+DEFAULT_DELIMITER = re.compile(r"^={5,}[ \t]*(?P<id>\S.*?)?[ \t]*$")
+DOC_OPEN = re.compile(r"^<doc(?P<attrs>(?:\s+\w+=\"[^\"]*\")*)\s*>\s*$")
+DOC_CLOSE = "</doc>"
+_DOC_ATTR = re.compile(r"(\w+)=\"([^\"]*)\"")
+KNOWN_FIELDS = ("title", "date", "url", "source")
+_BINARY_SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    delimiter: re.Pattern[str] | None = None  # None: the built-in delimiters
+    text_field: str = "text"
+    id_field: str = "id"
+    max_record_bytes: int = 8 * 1024 * 1024
+
+
+def read_source(source: Source, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
+    """Yield every record of one input, in order."""
+    stream = open_binary(source)
+    try:
+        head = stream.peek(_BINARY_SNIFF)[:_BINARY_SNIFF] if hasattr(stream, "peek") else b""
+        if _looks_binary(head):
+            yield Reject(source.name, 1, 0, "binary_file", "input looks binary (NUL or control bytes)", "")
+            return
+        fmt = source.format
+        if fmt == "sniff":
+            fmt = "jsonl" if head.lstrip().startswith(b"{") else "text"
+        if fmt == "jsonl":
+            yield from _read_jsonl(source, stream, options)
+        elif fmt in ("csv", "tsv"):
+            yield from _read_table(source, stream, options, "\t" if fmt == "tsv" else ",")
+        else:
+            yield from _read_text(source, stream, options)
+    finally:
+        if source.path is not None:
+            stream.close()
+
+
+_CONTROL = bytes([0, 1, 2, 3, 4, 5, 6, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31])
+
+
+def _looks_binary(head: bytes) -> bool:
+    """Mostly-text files with a stray NUL are text (NULs are dropped); images and archives
+    have control bytes everywhere."""
+    odd = len(head) - len(head.translate(None, _CONTROL))
+    return odd >= 4 and odd * 20 > len(head)
+
+
+class _Lines:
+    """Iterate the lines of a stream; a truncated compressed stream ends the iteration and
+    sets `truncated` instead of raising, so the reader can reject the partial record."""
+
+    def __init__(self, stream: io.BufferedIOBase) -> None:
+        self.stream = stream
+        self.truncated: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.stream
+        except (EOFError, OSError) as exc:
+            self.truncated = str(exc) or type(exc).__name__
+
+
+def _decode(line: bytes) -> tuple[str, int]:
+    """Decode one line as UTF-8; bad bytes become U+FFFD and are counted, NULs are dropped."""
+    if b"\x00" in line:
+        line = line.replace(b"\x00", b"")
+    try:
+        return line.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = line.decode("utf-8", errors="replace")
+        return text, text.count("\ufffd")
+
+
+def _stem(name: str) -> str:
+    path = Path(name)
+    while path.suffix.lower() in COMPRESSED_SUFFIXES:
+        path = path.with_suffix("")
+    return path.stem if path.suffix else path.name
+
+
+class _Record:
+    """Accumulates the lines of one text record, capped at max bytes."""
+
+    def __init__(self, number: int, offset: int, fields: dict[str, object], cap: int) -> None:
+        self.number, self.offset, self.fields, self.cap = number, offset, fields, cap
+        self.lines: list[str] = []
+        self.size = 0
+        self.bad_chars = 0
+        self.overflow = False
+
+    def add(self, text: str, size: int, bad: int) -> None:
+        self.size += size
+        self.bad_chars += bad
+        if self.size > self.cap:
+            self.overflow = True
+        if not self.overflow:
+            self.lines.append(text)
+
+    def finish(self, source: Source, fallback_id: str) -> RawRecord | Reject:
+        text = "\n".join(self.lines)
+        rid = str(self.fields.get("id") or fallback_id)
+        if self.overflow:
+            return Reject(source.name, self.number, self.offset, "too_large",
+                          f"record is {self.size} bytes, over --max-record-bytes {self.cap}",
+                          text, rid)
+        fields = dict(self.fields)
+        fields["id"] = rid
+        if self.bad_chars:
+            fields["encoding_errors"] = self.bad_chars
+        return RawRecord(source.name, self.number, self.offset, text, fields)
+
+
+def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
+    stem = _stem(source.name)
+    cap = options.max_record_bytes
+    if source.single_article:
+        record = _Record(1, 0, {"id": stem}, cap)
+        first = True
+        lines = _Lines(stream)
+        for raw in lines:
+            text, bad = _decode(raw)
+            if first:
+                text, first = text.lstrip("\ufeff"), False
+            record.add(text.rstrip("\r\n"), len(raw), bad)
+        if lines.truncated:
+            yield _truncated(source, record.number, 0, "\n".join(record.lines), lines.truncated, stem)
+        else:
+            yield record.finish(source, stem)
+        return
+
+    custom = options.delimiter
+    current: _Record | None = None
+    preamble = _Record(0, 0, {}, cap)
+    number = 0
+    offset = 0
+    in_doc = wiki = False
+    first = True
+    lines = _Lines(stream)
+    for raw in lines:
+        size = len(raw)
+        text, bad = _decode(raw)
+        if first:
+            text, first = text.lstrip("\ufeff"), False
+        line = text.rstrip("\r\n")
+        fields = _delimiter_fields(line, custom)
+        if fields is not None:
+            if current is not None:
+                yield current.finish(source, f"{stem}:{current.number}")
+            number += 1
+            in_doc = wiki = bool(fields.pop("_doc", False))
+            current = _Record(number, offset, fields, cap)
+        elif custom is None and in_doc and line.strip() == DOC_CLOSE:
+            in_doc = False
+        elif current is None:
+            preamble.add(line, size, bad)
+        elif wiki and not in_doc and not line.strip():
+            pass  # blank lines between </doc> and the next <doc>
+        else:
+            current.add(line, size, bad)
+        offset += size
+    if lines.truncated:
+        if current is not None:
+            yield _truncated(source, current.number, current.offset, "\n".join(current.lines),
+                             lines.truncated, str(current.fields.get("id") or f"{stem}:{current.number}"))
+        else:
+            yield _truncated(source, 1, 0, "\n".join(preamble.lines), lines.truncated, None)
+        return
+    if current is not None:
+        yield current.finish(source, f"{stem}:{current.number}")
+
+    leftover = "\n".join(preamble.lines).strip()
+    if number == 0:
+        if custom is not None:
+            yield Reject(source.name, 1, 0, "delimiter_never_matched",
+                         f"--delimiter {custom.pattern!r} matched no line", leftover)
+        elif leftover:
+            # A plain text file with no delimiter line is one article.
+            preamble.number = 1
+            preamble.fields = {"id": stem}
+            yield preamble.finish(source, stem)
+    elif leftover:
+        yield Reject(source.name, 0, 0, "before_first_delimiter",
+                     "text before the first delimiter line", leftover)
+
+
+def _truncated(source: Source, number: int, offset: int | None, partial: str, why: str,
+               rid: str | None) -> Reject:
+    return Reject(source.name, number, offset, "truncated_input", f"input ends early ({why})", partial, rid)
+
+
+def _delimiter_fields(line: str, custom: re.Pattern[str] | None) -> dict[str, object] | None:
+    if custom is not None:
+        m = custom.match(line)
+        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+    if line.startswith("====="):
+        m = DEFAULT_DELIMITER.match(line)
+        if m:
+            return {"id": m.group("id")} if m.group("id") else {}
+    elif line.startswith("<doc"):
+        m = DOC_OPEN.match(line)
+        if m:
+            fields: dict[str, object] = dict(_DOC_ATTR.findall(m.group("attrs")))
+            fields["_doc"] = True
+            return fields
+    return None
+
+
+def _split_fields(obj: dict[str, object], options: ReaderOptions) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    extra: dict[str, object] = {}
+    for key, value in obj.items():
+        if key == options.text_field:
+            continue
+        if key == options.id_field:
+            fields["id"] = value if isinstance(value, str) else orjson.dumps(value).decode()
+        elif key in KNOWN_FIELDS and (value is None or isinstance(value, str)):
+            fields[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        fields["extra"] = extra
+    return fields
+
+
+def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
+    stem = _stem(source.name)
+    offset = 0
+    number = 0
+    lines = _Lines(stream)
+    for raw in lines:
+        start, offset = offset, offset + len(raw)
+        if not raw.strip():
+            continue
+        number += 1
+        text, bad = _decode(raw)
+        text = text.lstrip("\ufeff").rstrip("\r\n")
+        if len(raw) > options.max_record_bytes:
+            yield Reject(source.name, number, start, "too_large",
+                         f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
+            continue
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            yield Reject(source.name, number, start, "bad_json", f"not JSON: {exc}", text)
+            continue
+        if not isinstance(obj, dict):
+            yield Reject(source.name, number, start, "bad_json", "a JSON object was expected", text)
+            continue
+        body = obj.get(options.text_field)
+        if not isinstance(body, str):
+            yield Reject(source.name, number, start, "missing_text",
+                         f"no string field {options.text_field!r} (see --text-field)", text)
+            continue
+        fields = _split_fields(obj, options)
+        fields.setdefault("id", f"{stem}:{number}")
+        if bad:
+            fields["encoding_errors"] = bad
+        yield RawRecord(source.name, number, start, body, fields)
+    if lines.truncated:
+        yield _truncated(source, number + 1, offset, "", lines.truncated, None)
+
+
+def _read_table(source: Source, stream: io.BufferedIOBase, options: ReaderOptions, sep: str) -> Iterator[RawRecord | Reject]:
+    stem = _stem(source.name)
+    csv.field_size_limit(options.max_record_bytes)
+    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    reader = csv.reader(text_stream, delimiter=sep)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield Reject(source.name, 0, None, "bad_header", f"header row unreadable: {exc}", "")
+        return
+    if options.text_field not in header:
+        raise InputError(f"{source.name}: no column {options.text_field!r} in the header (see --text-field)")
+    number = 0
+    while True:
+        line_before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except (EOFError, OSError) as exc:
+            yield _truncated(source, number + 1, None, "", str(exc), None)
+            break
+        except csv.Error as exc:
+            number += 1
+            reason = "too_large" if "field larger" in str(exc) else "bad_row"
+            yield Reject(source.name, number, None, reason, f"line {line_before + 1}: {exc}", "")
+            continue
+        if not row:
+            continue
+        number += 1
+        if len(row) != len(header):
+            yield Reject(source.name, number, None, "ragged_row",
+                         f"line {reader.line_num}: {len(row)} fields, header has {len(header)}",
+                         sep.join(row))
+            continue
+        obj = dict(zip(header, row))
+        fields = _split_fields(obj, options)
+        if not fields.get("id"):
+            fields["id"] = f"{stem}:{number}"
+        yield RawRecord(source.name, number, None, obj[options.text_field], fields)

@@ -1,0 +1,61 @@
+"""Record types that flow through the pipeline: read → parse → clean → dedupe → write.
+
+Each stage takes one of these and yields the next, so the data path reads top to bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RawRecord:
+    """One article as a reader found it: text plus whatever fields the format named."""
+
+    file: str  # the input path as the user gave it ("-" for stdin)
+    record: int  # 1-based record number within that file
+    offset: int | None  # byte offset of the record's first byte, when the format knows it
+    text: str
+    fields: dict[str, object] = field(default_factory=dict)  # id, url, title, date, extra columns
+
+
+@dataclass
+class Reject:
+    """An input record that could not become an article, and why."""
+
+    file: str
+    record: int
+    offset: int | None
+    reason: str
+    detail: str
+    raw: str
+    id: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "file": self.file,
+            "record": self.record,
+            "offset": self.offset,
+            "reason": self.reason,
+            "detail": self.detail,
+            "raw": self.raw,
+        }
+
+
+@dataclass
+class Article:
+    """A parsed and cleaned article, ready for near-duplicate detection."""
+
+    id: str
+    title: str | None
+    date: str | None
+    source: str | None
+    paragraphs: list[str]
+    removed: dict[str, int]  # reason -> count of paragraphs removed
+    removed_lines: list[tuple[str, str]]  # (reason, paragraph), for --explain
+    meta: dict[str, object]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)

@@ -1,0 +1,95 @@
+"""Output files that are either complete or absent.
+
+Every output is written to a temporary file beside its final name and renamed into place
+only when the run succeeds, so a crash, Ctrl-C or full disk never leaves a half-written
+corpus under the name a downstream job is waiting for. A killed run leaves at most a
+`.NAME.thresher-tmp-PID` file, which nothing reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+TMP_MARKER = ".thresher-tmp-"
+
+
+class OutputError(Exception):
+    """An output cannot be written (permissions, missing folder, full disk)."""
+
+
+class AtomicOutput:
+    """A binary JSONL sink for one output path ("-" means stdout, written as it goes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+        self._tmp: Path | None = None
+        self._fh: BinaryIO
+        if path == "-":
+            self._fh = sys.stdout.buffer
+            return
+        final = Path(path)
+        if final.is_dir():
+            raise OutputError(f"{path}: is a folder; give a file name")
+        parent = final.parent
+        if not parent.is_dir():
+            raise OutputError(f"{path}: folder {str(parent)!r} does not exist; create it first")
+        self._tmp = parent / f".{final.name}{TMP_MARKER}{os.getpid()}"
+        try:
+            self._fh = open(self._tmp, "wb", buffering=1 << 20)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror}); choose a writable location") from exc
+
+    def write(self, record: dict[str, object]) -> None:
+        self.write_line(orjson.dumps(record))
+
+    def write_line(self, line: bytes) -> None:
+        try:
+            self._fh.write(line)
+            self._fh.write(b"\n")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+        self.count += 1
+
+    def commit(self) -> None:
+        """Flush, fsync and rename into place; after this the output is complete."""
+        try:
+            self._fh.flush()
+            if self._tmp is not None:
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                os.replace(self._tmp, self.path)
+                self._tmp = None
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+
+    def abort(self) -> None:
+        """Throw the partial output away (the final name is never touched)."""
+        if self._tmp is None:
+            return
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        try:
+            self._tmp.unlink()
+        except FileNotFoundError:
+            pass
+        self._tmp = None
+
+
+def write_json_atomically(path: str, obj: object) -> None:
+    """A whole JSON document (the report), written complete or not at all."""
+    out = AtomicOutput(path)
+    try:
+        out.write_line(orjson.dumps(obj, option=orjson.OPT_INDENT_2))
+        out.commit()
+    except BaseException:
+        out.abort()
+        raise
