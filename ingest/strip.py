@@ -1,0 +1,268 @@
+"""Strip boilerplate from an article's paragraphs and find its headline.
+
+Order of work, and why:
+
+1. ``title`` given by the input format: paragraphs equal to it are dropped (reason ``title``).
+2. Line rules and tags rules (rules.toml + user files) drop known furniture.
+3. Content detection (content.py) picks the body region among what is left; everything
+   outside it is dropped as ``low_content``. It runs after the line rules so that removed
+   widgets cannot split or pad the region.
+4. Tail rules: the first marker (``Comments``, ``Related``, ...) that follows at least
+   ``after_words`` words of kept body drops itself and everything after it.
+5. Headline detection when no title was given (see ``_find_title``).
+
+Reasons recorded in ``Stripped.removed`` (built-in rules; user rule files may add their own):
+
+==============  ============================================================================
+``title``       the headline (given, or detected)
+``comments``    comment-section heading/prompt/moderation text and everything after it
+``related``     "Related" / "More from" / "Recommended" blocks, "Read more" links
+``breadcrumb``  ``Home › Section › …`` trails
+``widget``      share bars, ``A+ A-`` font controls, print/email buttons
+``navigation``  menu words, "Skip to content", "Advertisement", form labels
+``tags``        ``Tags: a, b`` lines (parsed into ``Stripped.tags``) and bare "Tags" headings
+``caption``     photo captions and photo credits (``(Photo: …)``, ``Getty Images``)
+``credit``      ``Editing by`` / ``Translation by`` / ``Reporting by`` / "contributed to this report"
+``byline``      ``By Name`` lines near the top
+``timestamp``   bare date/time lines, "5 min read"
+``newsletter``  newsletter / subscribe prompts
+``cookies``     cookie and privacy notices
+``login``       login / register / paywall prompts
+``social``      "Follow us on …", "Download our app"
+``footer``      copyright lines and footer link rows
+``low_content`` outside the body region found by the content detector
+==============  ============================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ingest.content import paragraph_score, select_body
+from ingest.rules import Rule, RuleSet
+
+__all__ = ["Stripped", "strip_boilerplate"]
+
+_TAG_SPLIT_RE = re.compile(r"\s*[,;|•·]\s*")
+_TOKEN_RE = re.compile(r"[^\W_]+")
+_SLUG_STOP = frozenset("www com html htm php aspx index amp story article news the a an of "
+                       "to in and for on at is with by from".split())
+_CRUMB_SPLIT_RE = re.compile(r"\s*[›»→]\s*|\s+>\s+")
+_TITLE_END_BAD = ".,;:|"
+_TITLE_START_OK = "\"'“‘«¿¡#$£€"
+# Body starts at the first kept paragraph that is unmistakably prose.
+_BODY_MIN_SCORE = 1.0
+
+
+@dataclass
+class Stripped:
+    """Result of ``strip_boilerplate``."""
+
+    title: str | None
+    paragraphs: list[str]
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+def _parse_tags(raw: str) -> list[str]:
+    raw = raw.strip()
+    parts = _TAG_SPLIT_RE.split(raw) if _TAG_SPLIT_RE.search(raw) else raw.split()
+    seen: dict[str, None] = {}
+    for t in parts:
+        t = t.strip(" .#")
+        if t:
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+def _in_zone(rule: Rule, i: int, n: int) -> bool:
+    if rule.zone == "head":
+        return i < rule.size
+    if rule.zone == "foot":
+        return i >= n - rule.size
+    return True
+
+
+def _slug_tokens(url: str | None) -> set[str]:
+    if not url:
+        return set()
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    path = path.split("://", 1)[-1]
+    path = path.split("/", 1)[1] if "/" in path else ""
+    toks = {t for t in _TOKEN_RE.findall(path.casefold())
+            if len(t) > 1 and not t.isdigit() and t not in _SLUG_STOP}
+    return toks
+
+
+def _title_shaped(p: str) -> bool:
+    words = p.count(" ") + 1
+    return (3 <= words <= 30 and p[-1] not in _TITLE_END_BAD and not p.isdigit()
+            and (p[0].isalnum() or p[0] in _TITLE_START_OK))
+
+
+def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
+                url: str | None) -> int | None:
+    """Index of the headline, or None.
+
+    With a URL, the paragraph above the body sharing most tokens with the URL slug wins (slugs
+    are made from headlines). Otherwise the nearest title-shaped line above the body start;
+    lines removed as dates, bylines, widgets, captions are skipped because they sit between
+    headline and body on most pages. In a clean article that starts directly with the body
+    the first line is the headline when it is title-shaped.
+    """
+    skip_ok = {None, "low_content", "title"}
+    slug = _slug_tokens(url)
+    if slug and len(slug) >= 2:
+        best, best_ov = None, 0.0
+        for i in range(min(body_start + 1, len(paras))):
+            if reasons[i] not in skip_ok or not _title_shaped(paras[i]):
+                continue
+            toks = set(_TOKEN_RE.findall(paras[i].casefold()))
+            ov = len(toks & slug) / len(slug)
+            if ov >= best_ov and ov >= 0.3:  # >= : the later (nearer the body) wins ties
+                best, best_ov = i, ov
+        if best is not None:
+            return best
+    for i in range(min(body_start, len(paras)) - 1, max(body_start - 8, -1), -1):
+        if reasons[i] not in skip_ok:
+            continue
+        if _title_shaped(paras[i]) and paragraph_score(paras[i]) < _BODY_MIN_SCORE:
+            return i
+        if reasons[i] is None:
+            break  # a kept non-title paragraph (e.g. a standfirst) between: stop looking
+    # clean short article with no clear prose paragraph: the first kept line is the headline
+    first = next((i for i, r in enumerate(reasons) if r is None), None)
+    if first is not None and first == body_start and first + 1 < len(paras) \
+            and _title_shaped(paras[first]) and paragraph_score(paras[first]) < 0 \
+            and any(r is None for r in reasons[first + 1:]):
+        return first
+    return None
+
+
+def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | None = None,
+                      url: str | None = None, detect_content: bool = True) -> Stripped:
+    """Split ``paragraphs`` into headline, kept body paragraphs and removed ones with reasons.
+
+    Every input paragraph ends up exactly once: in ``paragraphs`` or in ``removed`` (the
+    headline is recorded there with reason ``title``).
+    """
+    n = len(paragraphs)
+    reasons: list[str | None] = [None] * n
+    tags: list[str] = []
+    words = [p.count(" ") + 1 for p in paragraphs]
+
+    if title:
+        want = _norm(title)
+        for i, p in enumerate(paragraphs):
+            if len(p) >= len(want) - 2 and _norm(p) == want:
+                reasons[i] = "title"
+
+    for i, p in enumerate(paragraphs):
+        if reasons[i] is not None:
+            continue
+        w = words[i]
+        tag_b = rules.tags_rules_for(w)
+        line_b = rules.line_rules_for(w)
+        if not tag_b.rules and not line_b.rules:
+            continue  # long body paragraph: no rule is meant for it
+        low = p.lower()
+
+        def zone_ok(rule: Rule, i: int = i) -> bool:
+            return _in_zone(rule, i, n)
+
+        hit = tag_b.first_match(p, low, zone_ok) if tag_b.rules else None
+        if hit is not None:
+            reasons[i] = hit[0].reason
+            tags.extend(t for t in _parse_tags(hit[1].group("tags")) if t not in tags)
+            continue
+        hit = line_b.first_match(p, low, zone_ok) if line_b.rules else None
+        if hit is not None:
+            reasons[i] = hit[0].reason
+
+    scores: dict[int, float] = {}
+    if detect_content:
+        idx = [i for i in range(n) if reasons[i] is None]
+        raw = [paragraph_score(paragraphs[i]) for i in idx]
+        scores = dict(zip(idx, raw))
+        keep = select_body([paragraphs[i] for i in idx], scores=raw)
+        for i, k in zip(idx, keep):
+            if not k:
+                reasons[i] = "low_content"
+
+    body_start = _body_start(paragraphs, reasons, scores)
+    _apply_tails(paragraphs, reasons, words, rules, body_start)
+
+    found_title = title
+    if title is None:
+        t = _find_title(paragraphs, reasons, body_start, url)
+        if t is not None:
+            reasons[t] = "title"
+            found_title = paragraphs[t]
+        elif n and reasons[0] == "breadcrumb":
+            found_title = _crumb_title(paragraphs[0])
+
+    kept = [p for p, r in zip(paragraphs, reasons) if r is None]
+    removed = [(r, p) for p, r in zip(paragraphs, reasons) if r is not None]
+    return Stripped(found_title, kept, removed, tags)
+
+
+def _crumb_title(p: str) -> str | None:
+    last = _CRUMB_SPLIT_RE.split(p)[-1].strip()
+    return last if last and _title_shaped(last) else None
+
+
+def _body_start(paras: list[str], reasons: list[str | None], scores: dict[int, float]) -> int:
+    for i, p in enumerate(paras):
+        if reasons[i] is None:
+            sc = scores.get(i)
+            if (paragraph_score(p) if sc is None else sc) >= _BODY_MIN_SCORE:
+                return i
+    for i, r in enumerate(reasons):
+        if r is None:
+            return i
+    return len(paras)
+
+
+def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
+                 rules: RuleSet, body_start: int) -> None:
+    """Drop from the first eligible tail marker to the end (in place).
+
+    A rule with ``resume_words`` ends its block early at the first later paragraph of that
+    many words that reads as prose: a "Most popular" box in the middle of a long feature
+    must not take the rest of the article with it. Scanning then continues after the block.
+    """
+    if not rules.tail:
+        return
+    n = len(paras)
+
+    def zone_ok(rule: Rule) -> bool:
+        return _in_zone(rule, i, n)
+
+    body_words = 0
+    i = 0
+    while i < n:
+        p = paras[i]
+        if i > body_start or (i == body_start and reasons[i] is not None):
+            bucket = rules.tail_rules_for(words[i])
+            hit = bucket.first_match(p, p.lower(), zone_ok) if bucket.rules else None
+            if hit is not None and body_words >= hit[0].after_words:
+                rule = hit[0]
+                end = n
+                if rule.resume_words is not None:
+                    end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
+                                and paragraph_score(paras[j]) >= _BODY_MIN_SCORE), n)
+                for j in range(i, end):
+                    if reasons[j] is None or reasons[j] == "low_content" or j == i:
+                        reasons[j] = rule.reason
+                if end == n:
+                    return
+                i = end
+                continue
+        if reasons[i] is None:
+            body_words += words[i]
+        i += 1
