@@ -68,30 +68,37 @@ def normalise_date(text: str) -> str | None:
     return best[1] if best else None
 
 
-def find_date(paragraphs: list[str]) -> str | None:
-    """The publication date: the first date named in the head of the article."""
-    for paragraph in paragraphs[:HEAD_PARAGRAPHS]:
+DATELINE_CHARS = 80
+
+
+def find_date(header: list[str], first_body: str | None = None) -> str | None:
+    """The publication date: the first date named in the header (the lines above the body),
+    or in a dateline at the very start of the first body paragraph. Dates further into the
+    body are about the story, not the publication."""
+    for paragraph in header[-HEAD_PARAGRAPHS:]:
         found = normalise_date(paragraph)
         if found:
             return found
+    if first_body:
+        return normalise_date(first_body[:DATELINE_CHARS])
     return None
 
 
 def find_source(paragraphs: list[str], url: str | None = None) -> str | None:
-    """The outlet the text names: a dateline `CITY (Outlet) -`, a breadcrumb, a name line
-    right after the date line, and failing those the URL's host."""
+    """The outlet the text names: a dateline `CITY (Outlet) -`, a name line right after the
+    date line, a breadcrumb's first crumb after Home, and failing those the URL's host."""
     head = paragraphs[:HEAD_PARAGRAPHS]
     for paragraph in head:
         m = _DATELINE_SOURCE.match(paragraph)
         if m:
             return m.group("src").strip()
+    for before, line in zip(head, head[1:]):
+        if len(before) <= 40 and normalise_date(before) and _NAME_LINE.match(line) and len(line) <= 40:
+            return line
     for paragraph in head:
         m = _BREADCRUMB.search(paragraph)
         if m:
             return m.group("src").strip()
-    for before, line in zip(head, head[1:]):
-        if len(before) <= 40 and normalise_date(before) and _NAME_LINE.match(line) and len(line) <= 40:
-            return line
     if url:
         host = urlsplit(url).hostname or ""
         return host.removeprefix("www.") or None

@@ -1,0 +1,220 @@
+"""The `thresher` command line: a thin click layer over `ingest.pipeline`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import click
+
+from cli.display import print_explanations, print_summary, progress_bar, stderr_console
+from dedupe.config import DedupeConfig
+from ingest.pipeline import KEEP_POLICIES, AccountingError, BadInput, IngestOptions, Outputs, Summary, run_ingest
+from ingest.readers import ReaderOptions
+from ingest.sources import FORMATS, InputError, expand_inputs
+from ingest.writers import OutputError, write_json_atomically
+
+EXIT_BAD_INPUT = 1
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so outputs are cleaned up like on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that say how to read the inputs (shared by every command that reads)."""
+    decorators = [
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                     help="Input format; default: from the file name (.jsonl, .csv, .tsv, else text), "
+                          "sniffed for stdin."),
+        click.option("--delimiter", metavar="REGEX", default=None,
+                     help="Regex matched at the start of each line of a text dump that begins an article; "
+                          "named groups (id, url, title, date, ...) become fields. "
+                          "Default: a line of 5+ '=' with an optional id, or <doc ...> blocks."),
+        click.option("--text-field", default="text", show_default=True, help="JSONL/CSV field holding the text."),
+        click.option("--id-field", default="id", show_default=True, help="JSONL/CSV field holding the id."),
+        click.option("--max-record-bytes", type=click.IntRange(min=1), default=8 * 1024 * 1024,
+                     show_default=True, help="Records larger than this are rejected (reason too_large)."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def cleaning_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    defaults = IngestOptions()
+    decorators = [
+        click.option("--rules", "rules_files", multiple=True, type=click.Path(dir_okay=False),
+                     help="Extra boilerplate rules (TOML, same format as the built-in ingest/rules.toml). Repeatable."),
+        click.option("--no-boilerplate", is_flag=True, help="Do not strip boilerplate (rules, content detection, recurring)."),
+        click.option("--no-paragraphs", is_flag=True, help="Do not collapse repeated paragraphs inside an article."),
+        click.option("--no-recurring", is_flag=True, help="Do not drop paragraphs that recur across the corpus."),
+        click.option("--recurring-min", type=click.IntRange(min=2), default=defaults.recurring_min_articles,
+                     show_default=True, help="A paragraph in at least this many articles is boilerplate."),
+        click.option("--recurring-sample", type=click.IntRange(min=0), default=defaults.recurring_sample,
+                     show_default=True, help="Articles read to learn recurring paragraphs (bounds memory)."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def dedupe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    d = DedupeConfig()
+    decorators = [
+        click.option("--no-dedupe", is_flag=True, help="Do not collapse near-duplicate articles."),
+        click.option("--shingle", type=click.Choice(["word", "char"]), default=d.shingle, show_default=True,
+                     help="Shingle unit."),
+        click.option("--ngram", type=click.IntRange(min=1), default=d.ngram, show_default=True,
+                     help="Shingle size (words or characters)."),
+        click.option("--num-perm", type=click.IntRange(min=16), default=d.num_perm, show_default=True,
+                     help="MinHash permutations."),
+        click.option("--threshold", type=click.FloatRange(0, 1), default=d.jaccard_threshold, show_default=True,
+                     help="Jaccard similarity at which two articles are duplicates."),
+        click.option("--containment", type=click.FloatRange(0, 1), default=d.containment_threshold,
+                     show_default=True, help="Share of the shorter article inside the longer one at which it is "
+                                             "a (short-version) duplicate."),
+        click.option("--keep", type=click.Choice(KEEP_POLICIES), default="first", show_default=True,
+                     help="Which copy of a cluster is kept."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
+                     help="Worker processes for parsing, cleaning and signatures. Output does not depend on it."),
+        click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+                     help="skip: bad records go to the rejects record; fail: stop with exit code 1."),
+        click.option("--rejects", type=click.Path(dir_okay=False), default=None,
+                     help="Write rejected records (JSONL with file, record, offset, reason, raw)."),
+        click.option("--report", type=click.Path(dir_okay=False), default=None,
+                     help="Write a JSON summary (counts, removals by reason, options, seconds)."),
+        click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
+                     help="Folder for the run's temporary spill files (default: the system's)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on stderr."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def _build_options(kw: dict[str, Any]) -> IngestOptions:
+    delimiter = None
+    if kw["delimiter"] is not None:
+        try:
+            delimiter = re.compile(kw["delimiter"])
+        except re.error as exc:
+            raise click.BadParameter(f"not a valid regex: {exc}", param_hint="--delimiter") from exc
+    dedupe = dataclasses.replace(
+        DedupeConfig(),
+        shingle=kw["shingle"],
+        ngram=kw["ngram"],
+        num_perm=kw["num_perm"],
+        jaccard_threshold=kw["threshold"],
+        containment_threshold=kw["containment"],
+    )
+    return IngestOptions(
+        reader=ReaderOptions(delimiter=delimiter, text_field=kw["text_field"], id_field=kw["id_field"],
+                             max_record_bytes=kw["max_record_bytes"]),
+        rules_files=tuple(kw["rules_files"]),
+        boilerplate=not kw["no_boilerplate"],
+        collapse_paragraphs=not kw["no_paragraphs"],
+        recurring=not kw["no_recurring"],
+        recurring_min_articles=kw["recurring_min"],
+        recurring_sample=kw["recurring_sample"],
+        near_duplicates=not kw["no_dedupe"],
+        dedupe=dedupe,
+        keep=kw["keep"],
+        workers=kw["workers"],
+        on_error=kw["on_error"],
+        explain_ids=frozenset(kw.get("explain") or ()),
+        tmp_dir=kw["tmp_dir"],
+    )
+
+
+def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
+    """Run the pipeline and turn every failure into one line and an honest exit code."""
+    console = stderr_console()
+    options = _build_options(kw)
+    try:
+        sources = list(expand_inputs(list(kw["inputs"]), kw["fmt"]))
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with progress_bar(console, not kw["quiet"]) as progress:
+            summary = run_ingest(sources, options, outputs, progress)
+        if kw["report"]:
+            write_json_atomically(kw["report"], summary.to_report())
+    except KeyboardInterrupt:
+        click.echo("thresher: interrupted; no output was written under its final name", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        click.echo("thresher: terminated; no output was written under its final name", err=True)
+        sys.exit(EXIT_TERMINATED)
+    except (BadInput, InputError, OutputError, AccountingError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not kw["quiet"]:
+        print_summary(console, summary)
+        if summary.counts["rejected"] and not outputs.rejects:
+            console.print(f"[yellow]{summary.counts['rejected']} record(s) rejected; "
+                          "--rejects PATH keeps them with reasons[/]")
+    if kw.get("explain"):
+        print_explanations(console, summary, list(kw["explain"]))
+    return summary
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("thresher"), prog_name="thresher")
+def cli() -> None:
+    """thresher: turn messy news-article dumps into a clean, deduplicated JSONL corpus."""
+
+
+@cli.command()
+@input_options
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Corpus JSONL path; '-' writes to stdout, which then carries nothing else.")
+@click.option("--duplicates", type=click.Path(dir_okay=False), default=None,
+              help="Write one line per dropped duplicate: id, duplicate_of, similarity, containment, cluster.")
+@cleaning_options
+@dedupe_options
+@run_options
+@click.option("--explain", multiple=True, metavar="ID",
+              help="Show, on stderr, every line removed from article ID and why. Repeatable.")
+def ingest(**kw: Any) -> None:
+    """Read INPUT... (files, folders of .txt files, or - for stdin), strip boilerplate, collapse
+    repeated paragraphs and near-duplicate articles, and write a clean JSONL corpus."""
+    _run(kw, Outputs(corpus=kw["output"], duplicates=kw["duplicates"], rejects=kw["rejects"]))
+
+
+@cli.command()
+@input_options
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Where to write {\"id\", \"cluster\"} lines; '-' is stdout.")
+@cleaning_options
+@dedupe_options
+@run_options
+def clusters(**kw: Any) -> None:
+    """Write the near-duplicate cluster of every article ({"id", "cluster"}, the cluster named by
+    its kept article's id) without writing a corpus: inspect before dropping anything."""
+    _run(kw, Outputs(corpus=None, clusters=kw["output"], rejects=kw["rejects"]))
+
+
