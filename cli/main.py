@@ -162,6 +162,11 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
             summary = run_ingest(sources, options, outputs, progress)
         if kw["report"]:
             write_json_atomically(kw["report"], summary.to_report())
+    except BrokenPipeError:
+        # stdout's reader stopped early (`| head`): stop quietly, as Python's docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("thresher: interrupted; no output was written under its final name", err=True)
         sys.exit(EXIT_INTERRUPTED)

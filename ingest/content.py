@@ -17,46 +17,71 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["STOPWORDS", "paragraph_score", "select_body", "is_prose"]
+__all__ = ["STOPWORDS", "paragraph_score", "score_page", "select_body", "is_prose"]
 
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers herself him himself his how i if in into is it its
-itself just me more most my myself no nor not now of off on once only or other our ours
-ourselves out over own same she should so some such than that the their theirs them themselves
-then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours yourself yourselves said says say
-after while since though although however where whether according told its it's he's she's
-they're we're i'm don't didn't can't won't isn't wasn't aren't weren't one two three
-""".split())
+from ingest.stopwords import STOPWORDS as _LISTS
+from ingest.stopwords import ENGLISH, detect_language, stopwords_for
+
+STOPWORDS = _LISTS[ENGLISH]  # English list, kept for callers that import it from here
 
 # Stopwords in the three casings they appear in, so tokens need no lower-casing.
-_STOP_ANYCASE = frozenset(w for s in STOPWORDS for w in (s, s.capitalize(), s.upper()))
+_STOP_ANYCASE = stopwords_for(ENGLISH)
 _BULLET_RE = re.compile(r"[•*·▪◦□☆■●○►▶‣»›+]|\d{1,2}[.)]\s|[-–—]\s")
 _NUMERIC_RE = re.compile(r"[\d\W_]+")
 # A body region must add up to at least this (about one 40-word paragraph); below it we
 # cannot tell body from furniture and keep everything.
 _MIN_REGION = 2.0
 _CLOSERS = "\"'”’)]»"
-_SENT_END = ".!?…"
+_SENT_END = ".!?…。！？"
+# The function-word share is estimated from the first tokens only: the share is stable after
+# a few dozen words and splitting a 150-word paragraph completely is the main cost.
+_SAMPLE = 48
+# With no stopword list for the page's language, every paragraph gets this share: length and
+# punctuation decide alone (jusText's language-independent mode).
+_NEUTRAL_STOP_RATIO = 0.25
+# English share of function words above which a page is English without testing the others.
+_ENGLISH_PAGE = 0.2
+_LANG_MIN_TOKENS = 8
 
 
-def paragraph_score(p: str) -> float:
+def _tokens(p: str) -> tuple[list[str], int]:
+    """(first _SAMPLE whitespace tokens, word count)."""
+    toks = p.split(None, _SAMPLE)
+    if len(toks) > _SAMPLE:
+        toks.pop()
+        return toks, p.count(" ") + 1
+    return toks, len(toks)
+
+
+def paragraph_score(p: str, stops: frozenset[str] | None = _STOP_ANYCASE) -> float:
     """Body-likeness of one paragraph: >0 looks like article prose, <0 like page furniture.
+
+    ``stops`` is the any-case stopword set of the page's language (see ``page_language``);
+    None means no list fits the language and the function-word share is not used.
 
     The magnitude grows with length so one long paragraph outweighs several junk lines; that
     is what makes the maximum-subarray region prefer the article over link lists. Features use
     C-level str methods only (a regex findall per feature was the largest cost of stripping).
     """
-    toks = p.split()
-    words = len(toks)
+    toks, words = _tokens(p)
+    if stops is None:
+        return _score(p, toks, words, -1)
+    return _score(p, toks, words, sum(map(stops.__contains__, toks)))
+
+
+def _score(p: str, toks: list[str], words: int, stops: int) -> float:
+    """``stops``: stopword hits among ``toks``, or -1 for a page without a stopword list."""
     if not words or _NUMERIC_RE.fullmatch(p):
         return -1.5
-    stops = sum(map(_STOP_ANYCASE.__contains__, toks))
-    stop_ratio = stops / words
+    if stops < 0:
+        # no list: scripts without spaces (CJK) count about one word per three characters
+        words = max(words, len(p) // 3) if len(p) > 6 * words else words
+        stop_ratio = _NEUTRAL_STOP_RATIO
+        stops = 1
+    else:
+        stop_ratio = stops / len(toks)
     end = p.rstrip(_CLOSERS)[-1:]
-    sentence = (end != "" and end in _SENT_END) or ". " in p
+    sentence = (end != "" and end in _SENT_END) or ". " in p or "。" in p
 
     if words >= 12 and stop_ratio >= 0.15:
         # prose: strength grows with length (capped) and with function-word share
@@ -83,9 +108,34 @@ def paragraph_score(p: str) -> float:
     return score
 
 
-def is_prose(p: str) -> bool:
+def score_page(paragraphs: list[str]) -> tuple[list[float], frozenset[str] | None]:
+    """Scores of all ``paragraphs`` scored in the page's language, and that language's stopwords.
+
+    Tokens are split once: English hits are counted first, and only a page whose longer
+    paragraphs are clearly not English is tested against the other lists and re-counted.
+    """
+    toks_words = [_tokens(p) for p in paragraphs]
+    en = _STOP_ANYCASE
+    hits = [sum(map(en.__contains__, t)) for t, _ in toks_words]
+    long_tok = long_hit = 0
+    for (t, _), h in zip(toks_words, hits):
+        if len(t) >= _LANG_MIN_TOKENS:
+            long_tok += len(t)
+            long_hit += h
+    stops: frozenset[str] | None = en
+    if long_hit < _ENGLISH_PAGE * long_tok or not long_tok:
+        ranked = sorted((t for t, _ in toks_words), key=len, reverse=True)
+        lang = detect_language(ranked)
+        if lang != ENGLISH:
+            stops = stopwords_for(lang) if lang is not None else None
+            hits = ([sum(map(stops.__contains__, t)) for t, _ in toks_words]
+                    if stops is not None else [-1] * len(paragraphs))
+    return [_score(p, t, w, h) for p, (t, w), h in zip(paragraphs, toks_words, hits)], stops
+
+
+def is_prose(p: str, stops: frozenset[str] | None = _STOP_ANYCASE) -> bool:
     """A paragraph that on its own is clearly article text (used for tail-marker guards)."""
-    return paragraph_score(p) >= 1.0
+    return paragraph_score(p, stops) >= 1.0
 
 
 @dataclass

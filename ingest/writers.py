@@ -52,6 +52,8 @@ class AtomicOutput:
         try:
             self._fh.write(line)
             self._fh.write(b"\n")
+        except BrokenPipeError:
+            raise  # the reader of stdout went away (e.g. `| head`): not a disk problem
         except OSError as exc:
             raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
         self.count += 1
@@ -60,6 +62,12 @@ class AtomicOutput:
         """Flush, fsync and rename into place; after this the output is complete."""
         try:
             self._fh.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+        try:
             if self._tmp is not None:
                 os.fsync(self._fh.fileno())
                 self._fh.close()
