@@ -102,11 +102,14 @@ class _Column:
     def take(self, idx: np.ndarray) -> np.ndarray:
         shape = (idx.size,) if self.width is None else (idx.size, self.width)
         out = np.empty(shape, dtype=self.dtype)
+        if len(self.blocks) == 1:
+            return self.blocks[0][idx]
         blk = idx >> 16
         off = idx & (self.BLOCK - 1)
-        for b in np.unique(blk).tolist():
+        for b in range(int(blk.min()), int(blk.max()) + 1):
             m = blk == b
-            out[m] = self.blocks[b][off[m]]
+            if m.any():
+                out[m] = self.blocks[b][off[m]]
         return out
 
 
@@ -276,15 +279,26 @@ class NearDuplicateFinder:
             ends = np.concatenate((bounds, [late.size])).tolist()
             early_l = early.tolist()
             late_l = late.tolist()
+            members: dict[int, list[int]] = {}
+            floor = cfg.cluster_floor
             for s, e in zip(starts, ends):
                 u = late_l[s]
-                # candidates are sorted best-first: take the first that is a representative
+                # candidates are sorted best-first: join the first representative whose
+                # cluster holds nothing unrelated to u (no bridging of two stories)
                 for k in range(s, e):
                     v = early_l[k]
-                    if is_hub[v]:
-                        hub[u] = v
-                        is_hub[u] = False
-                        break
+                    if not is_hub[v]:
+                        continue
+                    others = members.get(v)
+                    if others and floor > 0:
+                        chk = np.asarray(others[: cfg.max_check], dtype=np.int64)
+                        cj, cc = self._similarity(np.full(chk.size, u), chk, sizes)
+                        if (np.maximum(cj, cc) < floor).any():
+                            continue
+                    hub[u] = v
+                    is_hub[u] = False
+                    members.setdefault(v, []).append(u)
+                    break
             del score_s, jac_s
         # edge lookup for links to kept articles
         edge_sim: dict[tuple[int, int], tuple[float, float]] = {}

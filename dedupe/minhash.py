@@ -63,16 +63,19 @@ def signatures(shingle_sets: Sequence[np.ndarray], config: DedupeConfig) -> np.n
     np.cumsum(sizes[nonempty], out=offsets[1:])
     a_col = a[:, None]
     b_col = b[:, None]
+    buf = np.empty((config.num_perm, 2 * _CHUNK), dtype=np.uint32)  # reused, no allocations
     # group whole articles into blocks of about _CHUNK shingles
     lo = 0
     while lo < nonempty.size:
         hi = int(np.searchsorted(offsets, offsets[lo] + _CHUNK, side="right")) - 1
         hi = min(max(hi, lo + 1), nonempty.size)
         s0, s1 = offsets[lo], offsets[hi]
-        m = a_col * flat[None, s0:s1]
-        m += b_col
-        red = np.minimum.reduceat(m, offsets[lo:hi] - s0, axis=1)
-        out[nonempty[lo:hi]] = red.T
+        if s1 - s0 > buf.shape[1]:
+            buf = np.empty((config.num_perm, s1 - s0), dtype=np.uint32)
+        m = buf[:, : s1 - s0]
+        np.multiply(a_col, flat[None, s0:s1], out=m)
+        np.add(m, b_col, out=m)
+        out[nonempty[lo:hi]] = np.minimum.reduceat(m, offsets[lo:hi] - s0, axis=1).T
         lo = hi
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import DedupeConfig
-from .shingles import normalise, shingle_hashes_many
+from .shingles import normalise_many, shingle_hashes_many
 
 _CHAR5 = DedupeConfig(shingle="char", ngram=5)
 SHORT_CHARS = 40  # normalised paragraphs shorter than this are compared exactly
@@ -26,7 +26,7 @@ def collapse_repeated_paragraphs(
 
     Returns (kept paragraphs, indices of the dropped ones).
     """
-    norms = [normalise(p) for p in paragraphs]
+    norms = normalise_many(paragraphs)
     seen: set[str] = set()
     dropped: list[int] = []
     long_idx: list[int] = []
@@ -44,23 +44,42 @@ def collapse_repeated_paragraphs(
         srt = np.sort(lens)
         # any pair of comparable length at all?  (adjacent in sorted order suffices)
         if (srt[:-1] >= threshold * srt[1:]).any():
-            sets = shingle_hashes_many([norms[i] for i in long_idx], _CHAR5)
-            kept_sets: list[tuple[int, np.ndarray]] = []
-            for k, i in enumerate(long_idx):
-                s = sets[k]
-                dup = False
-                for _, t in kept_sets:
-                    small, big = min(s.size, t.size), max(s.size, t.size)
-                    if small < threshold * big:
-                        continue
-                    inter = np.intersect1d(s, t, assume_unique=True).size
-                    if inter >= threshold * (s.size + t.size - inter):
-                        dup = True
-                        break
-                if dup:
-                    dropped.append(i)
-                else:
-                    kept_sets.append((i, s))
+            dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold))
     dropped.sort()
     drop = set(dropped)
     return [p for i, p in enumerate(paragraphs) if i not in drop], dropped
+
+
+def _near_repeats(norms: list[str], index: list[int], threshold: float) -> list[int]:
+    """Indices (from ``index``) of paragraphs near-identical to an earlier kept one.
+
+    A cheap word-set Jaccard prefilter (>= threshold - 0.3: one typo changes one word but
+    many character 5-grams) selects the pairs that get the exact character 5-gram Jaccard."""
+    words = [set(n.split()) for n in norms]
+    sizes = [len(n) for n in norms]
+    sets: dict[int, np.ndarray] = {}
+    kept: list[int] = []
+    out: list[int] = []
+    pre = threshold - 0.3
+    for k in range(len(norms)):
+        dup = False
+        for m in kept:
+            if min(sizes[k], sizes[m]) < threshold * max(sizes[k], sizes[m]):
+                continue
+            wk, wm = words[k], words[m]
+            inter = len(wk & wm)
+            if inter < pre * (len(wk) + len(wm) - inter):
+                continue
+            for x in (k, m):
+                if x not in sets:
+                    sets[x] = shingle_hashes_many([norms[x]], _CHAR5)[0]
+            s, t = sets[k], sets[m]
+            inter = np.intersect1d(s, t, assume_unique=True).size
+            if inter >= threshold * (s.size + t.size - inter):
+                dup = True
+                break
+        if dup:
+            out.append(index[k])
+        else:
+            kept.append(k)
+    return out

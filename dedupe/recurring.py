@@ -24,7 +24,7 @@ import xxhash
 from .config import DedupeConfig
 from .index import band_keys, candidate_pairs, lsh_params
 from .minhash import signatures
-from .shingles import normalise, shingle_hashes_many
+from .shingles import normalise_many, shingle_hashes_many
 
 
 def _key(norm: str) -> int:
@@ -43,7 +43,7 @@ class RecurringParagraphs:
 
     def __init__(
         self,
-        min_articles: int = 10,
+        min_articles: int = 20,
         threshold: float = 0.8,
         num_perm: int = 64,
         max_distinct: int = 200_000,
@@ -73,8 +73,7 @@ class RecurringParagraphs:
         seen: set[int] = set()
         new_norms: list[str] = []
         new_keys: list[int] = []
-        for p in paragraphs:
-            norm = normalise(p)
+        for norm in normalise_many(list(paragraphs)):
             if not norm:
                 continue
             k = _key(norm)
@@ -169,8 +168,7 @@ class RecurringParagraphs:
         t = self.threshold
         todo: list[int] = []
         norms: list[str] = []
-        for i, p in enumerate(paragraphs):
-            norm = normalise(p)
+        for i, norm in enumerate(normalise_many(paragraphs)):
             if not norm:
                 continue
             if _key(norm) in self._recurring_keys:

@@ -92,11 +92,25 @@ def _codes(text: str) -> np.ndarray:
 def normalise(text: str) -> str:
     """NFKC, casefold, apostrophes removed, other punctuation/symbols -> space, decimal digits
     -> ``0``, whitespace collapsed.  The same mapping ``shingle_hashes`` uses, as a string."""
-    c = _codes(text)
-    if c.size == 0:
-        return ""
-    c = np.where(c == _SEP, np.uint32(32), c)
-    return " ".join(c.tobytes().decode("utf-32-le").split())
+    return normalise_many([text])[0]
+
+
+def normalise_many(texts: Sequence[str]) -> list[str]:
+    """``normalise`` for many texts in one numpy pass (paragraphs: ~10x less overhead)."""
+    if not texts:
+        return []
+    parts = [_prepare(t).encode("utf-32-le") for t in texts]
+    cp = np.frombuffer(b"".join(parts), dtype=np.uint32)
+    mapped = _table()[cp]
+    mapped[mapped == _SEP] = 32
+    whole = mapped.tobytes().decode("utf-32-le")
+    out = []
+    pos = 0
+    for p in parts:
+        n = len(p) >> 2
+        out.append(" ".join(whole[pos : pos + n].split()))
+        pos += n
+    return out
 
 
 _X = _U64(0x9E3779B97F4A7C15 | 1)  # odd: invertible modulo 2**64

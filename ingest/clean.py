@@ -19,7 +19,7 @@ from dedupe.config import DedupeConfig
 from dedupe.minhash import signatures
 from dedupe.paragraphs import collapse_repeated_paragraphs
 from dedupe.recurring import RecurringParagraphs
-from dedupe.shingles import shingle_hashes
+from dedupe.shingles import shingle_hashes_many
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
 from ingest.records import Article, RawRecord, Reject
@@ -134,14 +134,12 @@ class Signed:
 def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Article:
     if detector is None:
         return article
-    kept = [p for p in article.paragraphs if not detector.is_recurring(p)]
-    dropped = len(article.paragraphs) - len(kept)
-    if dropped:
+    mask = detector.recurring_mask(article.paragraphs)
+    if any(mask):
+        kept = [p for p, recurring in zip(article.paragraphs, mask) if not recurring]
         removed = dict(article.removed)
-        removed[RECURRING] = removed.get(RECURRING, 0) + dropped
-        lines = article.removed_lines
-        if lines is not None:
-            lines = lines + [(RECURRING, p) for p in article.paragraphs if detector.is_recurring(p)]
+        removed[RECURRING] = removed.get(RECURRING, 0) + len(article.paragraphs) - len(kept)
+        lines = article.removed_lines + [(RECURRING, p) for p, recurring in zip(article.paragraphs, mask) if recurring]
         article = Article(article.id, article.title, article.date, article.source, kept,
                           dict(sorted(removed.items())), lines, article.meta)
     return article
@@ -164,7 +162,7 @@ def finish_and_sign_chunk(chunk: list[bytes]) -> list[Signed | Reject]:
         out.append(Signed(article_to_spill(article), np.empty(0, np.uint32), np.empty(0, np.uint32),
                           sum(len(p) for p in article.paragraphs), article.date))
     if config is not None and articles:
-        shingle_sets = [shingle_hashes(a.text, config) for a in articles]
+        shingle_sets = shingle_hashes_many([a.text for a in articles], config)
         sigs = signatures(shingle_sets, config)
         signed = (s for s in out if isinstance(s, Signed))
         for item, shingles, sig in zip(signed, shingle_sets, sigs):

@@ -46,8 +46,13 @@ _BREADCRUMB = re.compile(r"\bHome\s*[›»>|/]\s*(?P<src>[^›»>|/]{2,40}?)\s*[
 _NAME_LINE = re.compile(r"^[A-Z][\w&.'’-]*(?:\s+[A-Z0-9][\w&.'’-]*){0,3}$")
 
 
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
 def normalise_date(text: str) -> str | None:
     """The first date in `text` as ISO `YYYY-MM-DD`, or None."""
+    if not _YEAR.search(text):  # every pattern needs a year; most paragraphs have none
+        return None
     best: tuple[int, str] | None = None
     for kind, pattern in _DATE_PATTERNS:
         m = pattern.search(text)
@@ -96,7 +101,7 @@ def find_source(paragraphs: list[str], url: str | None = None) -> str | None:
         if len(before) <= 40 and normalise_date(before) and _NAME_LINE.match(line) and len(line) <= 40:
             return line
     for paragraph in head:
-        m = _BREADCRUMB.search(paragraph)
+        m = _BREADCRUMB.search(paragraph) if "Home" in paragraph else None
         if m:
             return m.group("src").strip()
     if url:

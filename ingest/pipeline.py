@@ -65,7 +65,7 @@ class IngestOptions:
     boilerplate: bool = True
     collapse_paragraphs: bool = True
     recurring: bool = True
-    recurring_min_articles: int = 10
+    recurring_min_articles: int = 20
     recurring_sample: int = 20_000
     near_duplicates: bool = True
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
