@@ -1,9 +1,9 @@
 """Per-article stages that run in worker processes.
 
-`parse_and_clean` (pass 1): raw record → paragraphs → boilerplate stripped → repeats collapsed.
-`finish_and_sign` (pass 2): corpus-recurring paragraphs dropped → shingles and MinHash signature.
-Both are pure functions of their input and the worker context, so any worker count gives the
-same results.
+`clean_record`: raw record → paragraphs → boilerplate stripped → repeats collapsed.
+`sign_chunk`: corpus-recurring paragraphs dropped → shingles and MinHash signature, and the
+article's corpus line pre-encoded. Both are pure functions of their input and the worker
+context, so any worker count gives the same results.
 """
 
 from __future__ import annotations
@@ -105,67 +105,87 @@ def _header(paragraphs: list[str], body: list[str]) -> list[str]:
         return paragraphs[:1]
 
 
-def parse_and_clean_chunk(chunk: list[RawRecord | Reject]) -> list[Article | Reject]:
+def clean_chunk(chunk: list[RawRecord | Reject]) -> list[Article | Reject]:
+    """Pass-1 work for one chunk: clean every record (rejects pass through)."""
     settings: CleanSettings = worker_context()["clean"]
     return [item if isinstance(item, Reject) else clean_record(item, settings) for item in chunk]
 
 
-def article_to_spill(article: Article) -> bytes:
-    return orjson.dumps([article.id, article.title, article.date, article.source, article.paragraphs,
-                         article.removed, article.removed_lines, article.meta])
-
-
-def article_from_spill(line: bytes) -> Article:
-    aid, title, date, source, paragraphs, removed, removed_lines, meta = orjson.loads(line)
-    return Article(aid, title, date, source, paragraphs, removed, [tuple(x) for x in removed_lines], meta)
-
-
 @dataclass
 class Signed:
-    """Pass-2 output for one article: its final spill line and what the index needs."""
+    """A finished article: its corpus line, split around the `duplicates` field (known only
+    once every article has been seen), and what the near-duplicate index needs."""
 
-    line: bytes
-    shingles: np.ndarray
-    signature: np.ndarray
-    length: int
+    id: str
+    file: str
+    record: int
+    head: bytes  # {"id":…,"title":…,"date":…,"source":…,"text":…   (no closing brace)
+    tail: bytes  # "removed":{…},"meta":{…}}
+    signature: np.ndarray | None
+    size: int  # shingles
+    length: int  # characters of text
     date: str | None
+    removed: dict[str, int]
+    explained: Article | None = None  # kept only for --explain ids
+
+    def line(self, duplicates: list[str]) -> bytes:
+        return b"".join((self.head, b',"duplicates":', orjson.dumps(duplicates), b",", self.tail))
 
 
 def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Article:
     if detector is None:
         return article
     mask = detector.recurring_mask(article.paragraphs)
-    if any(mask):
-        kept = [p for p, recurring in zip(article.paragraphs, mask) if not recurring]
-        removed = dict(article.removed)
-        removed[RECURRING] = removed.get(RECURRING, 0) + len(article.paragraphs) - len(kept)
-        lines = article.removed_lines + [(RECURRING, p) for p, recurring in zip(article.paragraphs, mask) if recurring]
-        article = Article(article.id, article.title, article.date, article.source, kept,
-                          dict(sorted(removed.items())), lines, article.meta)
-    return article
+    if not any(mask):
+        return article
+    kept = [p for p, recurring in zip(article.paragraphs, mask) if not recurring]
+    removed = dict(article.removed)
+    removed[RECURRING] = removed.get(RECURRING, 0) + len(article.paragraphs) - len(kept)
+    lines = article.removed_lines + [(RECURRING, p) for p, recurring in zip(article.paragraphs, mask) if recurring]
+    return Article(article.id, article.title, article.date, article.source, kept,
+                   dict(sorted(removed.items())), lines, article.meta)
 
 
-def finish_and_sign_chunk(chunk: list[bytes]) -> list[Signed | Reject]:
+def _finished(article: Article, explain: frozenset[str]) -> Signed:
+    text = article.text
+    head = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
+                         "source": article.source, "text": text})[:-1]
+    tail = orjson.dumps({"removed": article.removed, "meta": article.meta})[1:]
+    meta = article.meta
+    return Signed(article.id, str(meta["file"]), int(meta["record"]), head, tail, None, 0,  # type: ignore[call-overload]
+                  len(text), article.date, article.removed,
+                  article if article.id in explain else None)
+
+
+def sign_chunk(chunk: list[RawRecord | Reject | Article], detector: RecurringParagraphs | None) -> list[Signed | Reject]:
+    """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
+    shingle and sign (batched over the chunk)."""
     ctx: dict[str, Any] = worker_context()
-    detector: RecurringParagraphs | None = ctx.get("recurring")
+    settings: CleanSettings = ctx["clean"]
     config: DedupeConfig | None = ctx.get("dedupe")
+    explain: frozenset[str] = ctx.get("explain", frozenset())
     out: list[Signed | Reject] = []
-    articles: list[Article] = []
-    for line in chunk:
-        article = drop_recurring(article_from_spill(line), detector)
-        if not article.paragraphs:
-            meta = article.meta
-            out.append(Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
-                              "every paragraph was boilerplate recurring across the corpus", "", article.id))
+    texts: list[str] = []
+    for item in chunk:
+        if isinstance(item, RawRecord):
+            item = clean_record(item, settings)
+        if isinstance(item, Reject):
+            out.append(item)
             continue
-        articles.append(article)
-        out.append(Signed(article_to_spill(article), np.empty(0, np.uint32), np.empty(0, np.uint32),
-                          sum(len(p) for p in article.paragraphs), article.date))
-    if config is not None and articles:
-        shingle_sets = shingle_hashes_many([a.text for a in articles], config)
+        finished = drop_recurring(item, detector)
+        if not finished.paragraphs:
+            meta = item.meta
+            out.append(Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
+                              "every paragraph was boilerplate recurring across the corpus", item.text, item.id))
+            continue
+        signed = _finished(finished, explain)
+        out.append(signed)
+        texts.append(finished.text)
+    if config is not None and texts:
+        shingle_sets = shingle_hashes_many(texts, config)
         sigs = signatures(shingle_sets, config)
-        signed = (s for s in out if isinstance(s, Signed))
-        for item, shingles, sig in zip(signed, shingle_sets, sigs):
-            item.shingles = shingles
+        signed_items = (s for s in out if isinstance(s, Signed))
+        for item, shingles, sig in zip(signed_items, shingle_sets, sigs):
             item.signature = sig
+            item.size = len(shingles)
     return out

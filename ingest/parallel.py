@@ -2,8 +2,8 @@
 
 Results come back in input order whatever the worker count, which is what keeps the output
 byte-identical between `--workers 1` and `--workers N`. At most a few chunks per worker are in
-flight, so memory stays bounded however long the input is. Inputs smaller than one chunk
-never start a pool: spawning workers costs more than such inputs take.
+flight, so memory stays bounded however long the input is. The pool starts only when a second
+chunk arrives: spawning workers costs more than small inputs take.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ _CONTEXT: dict[str, Any] = {}
 
 
 def worker_context() -> dict[str, Any]:
-    """The per-process state installed by `set_worker_context` (rules, configs, detectors)."""
+    """The per-process state installed by the pool (rules, configs, settings)."""
     return _CONTEXT
 
 
-def set_worker_context(context: dict[str, Any]) -> None:
+def _set_context(context: dict[str, Any]) -> None:
     _CONTEXT.clear()
     _CONTEXT.update(context)
 
@@ -35,7 +35,7 @@ def set_worker_context(context: dict[str, Any]) -> None:
 def _init_worker(context: dict[str, Any]) -> None:
     # Ctrl-C reaches the whole process group; only the parent decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    set_worker_context(context)
+    _set_context(context)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -44,43 +44,52 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def map_chunks(
-    fn: Callable[[list[T]], list[R]],
-    chunks: Iterable[list[T]],
-    *,
-    workers: int,
-    context: dict[str, Any],
-) -> Iterator[list[R]]:
-    """Apply `fn` to each chunk, in worker processes when there is more than one chunk."""
-    it = iter(chunks)
-    first = next(it, None)
-    if first is None:
-        return
-    second = next(it, None)
-    if workers <= 1 or second is None:
-        set_worker_context(context)
-        yield fn(first)
-        if second is not None:
-            yield fn(second)
-            for chunk in it:
-                yield fn(chunk)
-        return
+class Workers:
+    """A lazily started process pool sharing one context; use as a context manager."""
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(context,)) as pool:
-        pending: deque[Future[list[R]]] = deque()
-        pending.append(pool.submit(fn, first))
-        pending.append(pool.submit(fn, second))
-        limit = workers * 3
-        try:
-            for chunk in it:
-                while len(pending) >= limit:
-                    yield pending.popleft().result()
-                pending.append(pool.submit(fn, chunk))
-            while pending:
+    def __init__(self, workers: int, context: dict[str, Any]) -> None:
+        self.workers = workers
+        self.context = context
+        self._pool: ProcessPoolExecutor | None = None
+        _set_context(context)  # in-process runs (one worker, or one chunk) use it too
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+            self._pool = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(self.context,))
+        return self._pool
+
+    def map(self, fn: Callable[..., list[R]], chunks: Iterable[list[Any]], *args: Any) -> Iterator[list[R]]:
+        """Apply `fn(chunk, *args)` to each chunk; yields results in chunk order."""
+        it = iter(chunks)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None)
+        if self.workers <= 1 or (second is None and self._pool is None):
+            yield fn(first, *args)
+            if second is not None:
+                yield fn(second, *args)
+                for chunk in it:
+                    yield fn(chunk, *args)
+            return
+        pool = self._start()
+        pending: deque[Future[list[R]]] = deque([pool.submit(fn, first, *args)])
+        if second is not None:
+            pending.append(pool.submit(fn, second, *args))
+        limit = self.workers * 3
+        for chunk in it:
+            while len(pending) >= limit:
                 yield pending.popleft().result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            pending.append(pool.submit(fn, chunk, *args))
+        while pending:
+            yield pending.popleft().result()

@@ -1,23 +1,28 @@
 """The ingest pipeline: read → parse → clean → dedupe → write.
 
-Three streaming passes, so memory is bounded by the near-duplicate index, not the input:
+Memory is bounded by the near-duplicate index, not the input:
 
-1. read and clean every record (worker processes) and spill the cleaned articles to a
-   temporary file; the first `recurring_sample` articles also teach the corpus-level
-   recurring-paragraph detector;
-2. re-read the spill, drop recurring paragraphs, shingle and sign (worker processes), and add
-   each signature to the near-duplicate finder (parent, in input order);
-3. decide clusters, then stream the spill once more and write the corpus, the duplicates
-   record and the rejects record.
+1a. the first `recurring_sample` records are read and cleaned (worker processes) and held
+    back while they teach the corpus-level recurring-paragraph detector (a bounded sample);
+1b. then every article — the sample first, then the rest of the input — has its recurring
+    paragraphs dropped, is shingled and signed (worker processes), and is added to the
+    near-duplicate finder in input order (parent); its corpus line, pre-encoded, goes to a
+    temporary spill file;
+2.  clusters are decided, and the spill is streamed once into the corpus, the duplicates
+    record and the clusters file. Rejects are written as they happen.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import struct
 import tempfile
+from array import array
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,16 +31,8 @@ import orjson
 from dedupe.clusters import NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import (
-    EMPTY_AFTER_CLEANING,
-    CleanSettings,
-    Signed,
-    article_from_spill,
-    article_to_spill,
-    finish_and_sign_chunk,
-    parse_and_clean_chunk,
-)
-from ingest.parallel import chunked, map_chunks
+from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_chunk, sign_chunk
+from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
 from ingest.records import Article, RawRecord, Reject
 from ingest.rules import load_rules
@@ -205,119 +202,101 @@ def _run(
         collapse_paragraphs=options.collapse_paragraphs,
         keep_removed_lines=bool(options.explain_ids),
     )
-    detector = (
-        RecurringParagraphs(min_articles=options.recurring_min_articles)
-        if options.recurring and options.boilerplate
-        else None
-    )
-
-    # Pass 1: read, parse, clean; spill; learn recurring paragraphs from a bounded sample.
-    spill1 = os.path.join(spill_dir, "cleaned.jsonl")
+    learn_recurring = options.recurring and options.boilerplate and options.recurring_sample > 0
+    detector = RecurringParagraphs(min_articles=options.recurring_min_articles) if learn_recurring else None
+    finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
+    context = {
+        "clean": settings,
+        "dedupe": options.dedupe if finder is not None else None,
+        "explain": options.explain_ids,
+    }
+    records = chunked(_read_all(sources, options.reader, counter), CHUNK)
     seen_ids: set[str] = set()
-    observed = 0
-    with open(spill1, "wb", buffering=1 << 20) as spill:
-        records = chunked(_read_all(sources, options.reader, counter), CHUNK)
-        for results in map_chunks(parse_and_clean_chunk, records, workers=options.workers,
-                                  context={"clean": settings}):
+    index = _RunIndex()
+    spill_path = os.path.join(spill_dir, "articles.bin")
+
+    with Workers(options.workers, context) as workers, open(spill_path, "wb", buffering=1 << 20) as spill:
+        # Pass 1a: the first `recurring_sample` records teach the recurring-paragraph detector;
+        # they wait, cleaned, in a temporary file until it has learnt.
+        sample_path = os.path.join(spill_dir, "sample.pickle")
+        sampled = 0
+        if detector is not None:
+            head_chunks = islice(records, -(-options.recurring_sample // CHUNK))
+            with open(sample_path, "wb") as sample:
+                for results in workers.map(clean_chunk, head_chunks):
+                    for item in results:
+                        if isinstance(item, Article):
+                            detector.observe(item.paragraphs)
+                    pickle.dump(results, sample, protocol=pickle.HIGHEST_PROTOCOL)
+                    sampled += 1
+                    progress("clean", len(results))
+            detector.freeze()
+
+        # Pass 1b: finish the sample, then clean + finish the rest; index in input order.
+        def rest() -> Iterator[list[Any]]:
+            if sampled:
+                with open(sample_path, "rb") as sample:
+                    for _ in range(sampled):
+                        yield pickle.load(sample)
+                os.unlink(sample_path)
+            yield from records
+
+        for results in workers.map(sign_chunk, rest(), detector):
             for item in results:
                 if isinstance(item, Reject):
                     rejects.add(item)
                     continue
                 if item.id in seen_ids:
-                    meta = item.meta
-                    rejects.add(Reject(str(meta["file"]), int(meta["record"]), None, "duplicate_id",  # type: ignore[call-overload]
+                    rejects.add(Reject(item.file, item.record, None, "duplicate_id",
                                        f"id {item.id!r} was already used by an earlier record",
-                                       item.text, item.id))
+                                       "", item.id))
                     continue
                 seen_ids.add(item.id)
-                if detector is not None and observed < options.recurring_sample:
-                    detector.observe(item.paragraphs)
-                    observed += 1
-                spill.write(article_to_spill(item))
-                spill.write(b"\n")
-            progress("clean", len(results))
-    del seen_ids
-    if detector is not None:
-        detector.freeze()
-
-    # Pass 2: drop recurring paragraphs, shingle and sign; index in input order.
-    spill2 = os.path.join(spill_dir, "final.jsonl")
-    finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
-    context = {"recurring": detector, "dedupe": options.dedupe if finder is not None else None}
-    with open(spill1, "rb") as src, open(spill2, "wb", buffering=1 << 20) as dst:
-        for results in map_chunks(finish_and_sign_chunk, chunked(src, CHUNK), workers=options.workers,
-                                  context=context):
-            for item in results:
-                if isinstance(item, Reject):
-                    rejects.add(item)
-                    continue
+                index.add(item)
                 if finder is not None:
-                    _add(finder, item)
-                dst.write(item.line)
-                dst.write(b"\n")
+                    # The finder needs only the shingle count; range() carries it without memory.
+                    finder.add(item.signature, range(item.size), length=item.length, date=item.date)  # type: ignore[arg-type]
+                spill.write(_FRAME.pack(len(item.head), len(item.tail)))
+                spill.write(item.head)
+                spill.write(item.tail)
             progress("dedupe", len(results))
-    os.unlink(spill1)
+    del seen_ids
 
-    # Pass 3: clusters decided; write everything in input order.
+    # Pass 2: clusters decided; write everything in input order from the spill.
     result = finder.finish(options.keep) if finder is not None else None
-    dup_members: dict[int, list[int]] = {}
+    members: dict[int, list[int]] = {}
     if result is not None:
-        for link in result.links.values():
-            dup_members.setdefault(link.kept, []).append(link.index)
-    kept_ids: dict[int, str] = {}
-    # First sweep: learn the ids of kept articles that have duplicates (needed by the dropped
-    # ones, which may come before their kept copy under --keep longest/earliest-date).
-    needed = set(dup_members)
-    member_ids: dict[int, str] = {}
-    if needed:
-        wanted = needed | {i for members in dup_members.values() for i in members}
-        with open(spill2, "rb") as src:
-            for index, line in enumerate(src):
-                if index in wanted:
-                    member_ids[index] = orjson.loads(line)[0]
-        kept_ids = {i: member_ids[i] for i in needed}
-
-    removed_total: Counter[str] = Counter()
-    explained: list[Article] = []
+        for link in sorted(result.links.values(), key=lambda link: link.index):
+            members.setdefault(link.kept, []).append(link.index)
     clusters_count = 0
-    with open(spill2, "rb") as src:
-        for index, line in enumerate(src):
-            article = article_from_spill(line)
-            removed_total.update(article.removed)
-            if article.id in options.explain_ids:
-                explained.append(article)
-            link = result.link(index) if result is not None else None
-            cluster = kept_ids[link.kept] if link is not None else article.id
-            if link is None:
-                clusters_count += 1
+    with open(spill_path, "rb") as src:
+        for i in range(len(index.ids)):
+            head_len, tail_len = _FRAME.unpack(src.read(_FRAME.size))
+            head, tail = src.read(head_len), src.read(tail_len)
+            aid = index.ids[i]
+            link = result.link(i) if result is not None else None
+            cluster = index.ids[link.kept] if link is not None else aid
             if clusters_out is not None:
-                clusters_out.write({"id": article.id, "cluster": cluster})
+                clusters_out.write({"id": aid, "cluster": cluster})
             if link is not None:
                 counter["duplicates"] += 1
                 if duplicates is not None:
                     duplicates.write({
-                        "id": article.id,
+                        "id": aid,
                         "duplicate_of": cluster,
                         "similarity": round(link.similarity, 4),
                         "containment": round(link.containment, 4),
                         "cluster": cluster,
                         "cluster_size": link.cluster_size,
-                        "file": article.meta.get("file"),
-                        "record": article.meta.get("record"),
+                        "file": index.file_of(i),
+                        "record": int(index.records[i]),
                     })
                 continue
+            clusters_count += 1
             counter["kept"] += 1
             if corpus is not None:
-                corpus.write({
-                    "id": article.id,
-                    "title": article.title,
-                    "date": article.date,
-                    "source": article.source,
-                    "text": article.text,
-                    "duplicates": [member_ids[i] for i in dup_members.get(index, ())],
-                    "removed": article.removed,
-                    "meta": article.meta,
-                })
+                dups = [index.ids[j] for j in members.get(i, ())]
+                corpus.write_line(b"".join((head, b',"duplicates":', orjson.dumps(dups), b",", tail)))
             progress("write", 1)
 
     counts = {
@@ -331,15 +310,40 @@ def _run(
     return Summary(
         counts=counts,
         rejected_by_reason=dict(sorted(rejects.by_reason.items())),
-        removed=dict(sorted(removed_total.items())),
-        paragraphs_collapsed=removed_total.get("repeated_paragraph", 0),
+        removed=dict(sorted(index.removed.items())),
+        paragraphs_collapsed=index.removed.get(REPEATED, 0),
         clusters=clusters_count,
         inputs=[s.name for s in sources],
         seconds=0.0,
         options=_options_for_report(options),
-        explained=explained,
+        explained=index.explained,
     )
 
 
-def _add(finder: NearDuplicateFinder, item: Signed) -> None:
-    finder.add(item.signature, item.shingles, length=item.length, date=item.date)
+_FRAME = struct.Struct("<II")
+
+
+class _RunIndex:
+    """What the parent remembers per article between the passes: its id, where it came from,
+    and the run's removal totals. A few dozen bytes an article; the text stays in the spill."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.files: list[str] = []
+        self.file_idx = array("I")
+        self.records = array("Q")
+        self.removed: Counter[str] = Counter()
+        self.explained: list[Article] = []
+
+    def add(self, item: Signed) -> None:
+        self.ids.append(item.id)
+        if not self.files or self.files[-1] != item.file:
+            self.files.append(item.file)
+        self.file_idx.append(len(self.files) - 1)
+        self.records.append(item.record)
+        self.removed.update(item.removed)
+        if item.explained is not None:
+            self.explained.append(item.explained)
+
+    def file_of(self, i: int) -> str:
+        return self.files[self.file_idx[i]]
