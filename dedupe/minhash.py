@@ -18,6 +18,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 
 from .config import DedupeConfig
+from .shingles import _kernels, shingle_hashes_many
 
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's initial value: the signature of an empty set
 _CHUNK = 1 << 13  # shingles per matrix block: (128, 8192) uint32 = 4 MB stays in cache
@@ -51,6 +52,26 @@ def signatures(shingle_sets: Sequence[np.ndarray], config: DedupeConfig) -> np.n
     Equal to ``MinHash(num_perm, seed, scheme="affine32")`` updated with the same 32-bit hash
     values (hashfunc = identity).  An empty set gives all 0xFFFFFFFF, as in datasketch.
     """
+    if _kernels is not None:
+        return _signatures_kernel(shingle_sets, config)
+    return _signatures_numpy(shingle_sets, config)
+
+
+def _signatures_kernel(shingle_sets: Sequence[np.ndarray], config: DedupeConfig) -> np.ndarray:
+    a, b = permutations(config.num_perm, config.seed)
+    n = len(shingle_sets)
+    out = np.empty((n, config.num_perm), dtype=np.uint32)
+    if n == 0:
+        return out
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in shingle_sets], out=offsets[1:])
+    flat = np.ascontiguousarray(np.concatenate(shingle_sets), dtype=np.uint32)
+    _kernels.minhash(flat, offsets, a, b, out)
+    return out
+
+
+def _signatures_numpy(shingle_sets: Sequence[np.ndarray], config: DedupeConfig) -> np.ndarray:
+    """The numpy reference of ``signatures``."""
     a, b = permutations(config.num_perm, config.seed)
     n = len(shingle_sets)
     out = np.full((n, config.num_perm), _EMPTY, dtype=np.uint32)
@@ -102,3 +123,17 @@ def to_minhash(signature: np.ndarray, config: DedupeConfig) -> MinHash:
 def jaccard_estimate(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray | float:
     """Share of equal signature positions (rows broadcast): the MinHash Jaccard estimate."""
     return np.count_nonzero(sig_a == sig_b, axis=-1) / sig_a.shape[-1]
+
+
+def text_signatures(texts: Sequence[str], config: DedupeConfig) -> np.ndarray:
+    """``signatures(shingle_hashes_many(texts, config), config)`` in one step (with the C
+    kernels the shingles are never sorted or materialised: a MinHash ignores order and repeats)."""
+    if _kernels is None or not texts:
+        return signatures(shingle_hashes_many(texts, config), config)
+    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepare_for_kernel, _table
+
+    a, b = permutations(config.num_perm, config.seed)
+    out = np.empty((len(texts), config.num_perm), dtype=np.uint32)
+    _kernels.sign_texts([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map(),
+                        _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b, out)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import DedupeConfig
-from .shingles import normalise_many, shingle_hashes_many
+from .shingles import _kernels, normalise_many, shingle_hashes_many
 
 _CHAR5 = DedupeConfig(shingle="char", ngram=5)
 SHORT_CHARS = 40  # normalised paragraphs shorter than this are compared exactly
@@ -40,22 +40,35 @@ def collapse_repeated_paragraphs(
         if len(n) >= SHORT_CHARS:
             long_idx.append(i)
     if len(long_idx) > 1:
-        lens = np.array([len(norms[i]) for i in long_idx], dtype=np.float64)
-        srt = np.sort(lens)
-        # any pair of comparable length at all?  (adjacent in sorted order suffices)
-        if (srt[:-1] >= threshold * srt[1:]).any():
-            dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold))
+        if _kernels is not None:
+            # pairs passing the length and word-set prefilters, found in C: usually none
+            cand = _kernels.word_pairs([norms[i] for i in long_idx], threshold, threshold - 0.3)
+            if cand:
+                dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold,
+                                             set(cand)))
+        else:
+            lens = np.array([len(norms[i]) for i in long_idx], dtype=np.float64)
+            srt = np.sort(lens)
+            # any pair of comparable length at all?  (adjacent in sorted order suffices)
+            if (srt[:-1] >= threshold * srt[1:]).any():
+                dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold))
+    if not dropped:
+        return list(paragraphs), dropped
     dropped.sort()
     drop = set(dropped)
     return [p for i, p in enumerate(paragraphs) if i not in drop], dropped
 
 
-def _near_repeats(norms: list[str], index: list[int], threshold: float) -> list[int]:
+def _near_repeats(
+    norms: list[str], index: list[int], threshold: float, prefiltered: set | None = None
+) -> list[int]:
     """Indices (from ``index``) of paragraphs near-identical to an earlier kept one.
 
     A cheap word-set Jaccard prefilter (>= threshold - 0.3: one typo changes one word but
-    many character 5-grams) selects the pairs that get the exact character 5-gram Jaccard."""
-    words = [set(n.split()) for n in norms]
+    many character 5-grams) selects the pairs that get the exact character 5-gram Jaccard.
+    ``prefiltered``: the (k, m) pairs known to pass the length and word-set tests (from the
+    C kernel); the others are skipped without testing."""
+    words = [set(n.split()) for n in norms] if prefiltered is None else []
     sizes = [len(n) for n in norms]
     sets: dict[int, np.ndarray] = {}
     kept: list[int] = []
@@ -64,12 +77,16 @@ def _near_repeats(norms: list[str], index: list[int], threshold: float) -> list[
     for k in range(len(norms)):
         dup = False
         for m in kept:
-            if min(sizes[k], sizes[m]) < threshold * max(sizes[k], sizes[m]):
-                continue
-            wk, wm = words[k], words[m]
-            inter = len(wk & wm)
-            if inter < pre * (len(wk) + len(wm) - inter):
-                continue
+            if prefiltered is not None:
+                if (k, m) not in prefiltered:
+                    continue
+            else:
+                if min(sizes[k], sizes[m]) < threshold * max(sizes[k], sizes[m]):
+                    continue
+                wk, wm = words[k], words[m]
+                inter = len(wk & wm)
+                if inter < pre * (len(wk) + len(wm) - inter):
+                    continue
             for x in (k, m):
                 if x not in sets:
                     sets[x] = shingle_hashes_many([norms[x]], _CHAR5)[0]

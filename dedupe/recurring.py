@@ -23,8 +23,11 @@ import xxhash
 
 from .config import DedupeConfig
 from .index import band_keys, candidate_pairs, lsh_params
-from .minhash import signatures
-from .shingles import normalise_many, shingle_hashes_many
+from .minhash import text_signatures
+from .shingles import normalise_many
+
+
+_SIGN_BATCH = 2048  # paragraphs signed per batch while observing
 
 
 def _key(norm: str) -> int:
@@ -56,7 +59,8 @@ class RecurringParagraphs:
         self.max_distinct = max_distinct
         self._slot: dict[int, int] = {}  # key -> slot
         self._counts: list[int] = []
-        self._sigs: list[np.ndarray] = []
+        self._sigs: list[np.ndarray] = []  # blocks of rows, in slot order
+        self._pending: list[str] = []  # normalised texts of slots not yet signed
         self._lens: list[int] = []
         self._frozen = False
         self._recurring_keys: set[int] = set()
@@ -71,8 +75,8 @@ class RecurringParagraphs:
         if self._frozen:
             raise RuntimeError("observe() after freeze()")
         seen: set[int] = set()
-        new_norms: list[str] = []
-        new_keys: list[int] = []
+        slots = self._slot
+        counts = self._counts
         for norm in normalise_many(list(paragraphs)):
             if not norm:
                 continue
@@ -80,30 +84,34 @@ class RecurringParagraphs:
             if k in seen:
                 continue
             seen.add(k)
-            slot = self._slot.get(k)
+            slot = slots.get(k)
             if slot is not None:
-                self._counts[slot] += 1
-            elif len(self._slot) + len(new_keys) < self.max_distinct:
-                new_norms.append(norm)
-                new_keys.append(k)
-        if new_keys:
-            sigs = signatures(shingle_hashes_many(new_norms, self.config), self.config)
-            for k, norm, sig in zip(new_keys, new_norms, sigs):
-                self._slot[k] = len(self._counts)
-                self._counts.append(1)
-                self._sigs.append(sig)
+                counts[slot] += 1
+            elif len(slots) < self.max_distinct:
+                # signatures are computed later in batches (``_flush``): far less overhead
+                slots[k] = len(counts)
+                counts.append(1)
                 self._lens.append(len(norm))
+                self._pending.append(norm)
+        if len(self._pending) >= _SIGN_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._sigs.append(text_signatures(self._pending, self.config))
+            self._pending = []
 
     def freeze(self) -> None:
         """Group near-identical variants and fix the set of recurring paragraphs."""
         if self._frozen:
             return
+        self._flush()
         self._frozen = True
         n = len(self._counts)
         if n == 0:
             return
         counts = np.asarray(self._counts, dtype=np.int64)
-        sigs = np.stack(self._sigs)
+        sigs = np.concatenate(self._sigs)
         lens = np.asarray(self._lens, dtype=np.int64)
         parent = np.arange(n)
         bands, rows = lsh_params(self.threshold, self.config.num_perm)
@@ -179,7 +187,7 @@ class RecurringParagraphs:
                 norms.append(norm)
         if not todo:
             return out
-        sigs = signatures(shingle_hashes_many(norms, self.config), self.config)
+        sigs = text_signatures(norms, self.config)
         bands, rows = self._bands_rows
         keys = [band_keys(sigs, b, rows).tolist() for b in range(bands)]
         need = self.threshold * self.config.num_perm

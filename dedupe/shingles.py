@@ -10,6 +10,7 @@ overhead.
 
 from __future__ import annotations
 
+import os
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -17,6 +18,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import DedupeConfig
+
+# The C kernels (dedupe/_kernels.c, built at install) are the fast path; the numpy code below is
+# the reference the tests compare them with bit for bit. THRESHER_NO_KERNELS=1 selects the
+# reference on purpose; a missing build is an error, not a silent 5x slowdown.
+if os.environ.get("THRESHER_NO_KERNELS"):
+    _kernels = None
+else:
+    try:
+        from . import _kernels
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "thresher's compiled kernels (dedupe._kernels) are missing: reinstall with "
+            "`pip install -e .` (needs a C compiler), or set THRESHER_NO_KERNELS=1 to run the "
+            "slower numpy implementation"
+        ) from exc
 
 _SEP = np.uint32(0)  # separator: whitespace, punctuation, symbols, controls
 _DIGIT = np.uint32(ord("0"))  # every decimal digit becomes "0"
@@ -53,6 +69,29 @@ def _table() -> np.ndarray:
     if _TABLE is None:
         _TABLE = _build_table()
     return _TABLE
+
+
+_DELETE = np.uint32(0xFFFFFFFF)
+_ASCII: np.ndarray | None = None
+
+
+def _ascii_map() -> np.ndarray:
+    """The kernels' map of raw ASCII: case folded, apostrophes deleted, then the table."""
+    global _ASCII
+    if _ASCII is None:
+        t = _table()
+        m = np.empty(128, dtype=np.uint32)
+        for c in range(128):
+            ch = chr(c)
+            m[c] = _DELETE if ch in _APOSTROPHES else t[ord(ch.lower())]
+        _ASCII = m
+    return _ASCII
+
+
+def _prepare_for_kernel(text: str) -> str:
+    """ASCII text as is (the kernel folds case and drops apostrophes itself), other text
+    prepared; NFKC and casefold are the identity and ``lower`` on ASCII."""
+    return text if text.isascii() else _prepare(text)
 
 
 def _rng_u64(seed: int, n: int) -> np.ndarray:
@@ -97,6 +136,15 @@ def normalise(text: str) -> str:
 
 def normalise_many(texts: Sequence[str]) -> list[str]:
     """``normalise`` for many texts in one numpy pass (paragraphs: ~10x less overhead)."""
+    if not texts:
+        return []
+    if _kernels is not None:
+        return _kernels.normalise([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map())
+    return _normalise_many_numpy(texts)
+
+
+def _normalise_many_numpy(texts: Sequence[str]) -> list[str]:
+    """The numpy reference of ``normalise_many``."""
     if not texts:
         return []
     parts = [_prepare(t).encode("utf-32-le") for t in texts]
@@ -217,6 +265,38 @@ def shingle_hashes_many(texts: Sequence[str], config: DedupeConfig) -> list[np.n
 
     Each result is the sorted unique uint32 shingle hashes of one text.
     """
+    if _kernels is not None:
+        return _shingle_hashes_many_kernel(texts, config)
+    return _shingle_hashes_many_numpy(texts, config)
+
+
+def _shingle_hashes_many_kernel(texts: Sequence[str], config: DedupeConfig) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    char = config.shingle == "char"
+    table, amap = _table(), _ascii_map()
+    i = 0
+    while i < len(texts):
+        batch: list[str] = []
+        size = 0
+        while i < len(texts) and (not batch or size < _CHUNK_CHARS):
+            t = _prepare_for_kernel(texts[i])
+            batch.append(t)
+            size += len(t) + 1
+            i += 1
+        buf = np.empty(size, dtype=np.uint32)
+        counts = np.empty(len(batch), dtype=np.int64)
+        total = _kernels.shingle(batch, table, amap, _GRAM_WEIGHTS, config.ngram, char, buf, counts)
+        flat = buf[:total].copy()
+        ends = np.cumsum(counts).tolist()
+        start = 0
+        for e in ends:
+            out.append(flat[start:e])
+            start = e
+    return out
+
+
+def _shingle_hashes_many_numpy(texts: Sequence[str], config: DedupeConfig) -> list[np.ndarray]:
+    """The numpy reference of ``shingle_hashes_many``."""
     out: list[np.ndarray] = []
     i = 0
     while i < len(texts):

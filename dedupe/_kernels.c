@@ -1,0 +1,689 @@
+/* Inner loops of dedupe/ in C.  The numpy code in shingles.py / minhash.py is the reference:
+ * every function here returns bit-identical results (tests/test_dedupe_kernels.py).
+ *
+ * Texts are read straight from the str objects (no encode): ASCII texts go through a 128-entry
+ * map that folds case, drops apostrophes and applies the code-point table; any other text must
+ * already be prepared (NFKC, casefold, apostrophes removed) by the caller and goes through the
+ * full code-point table.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SEP 0u
+#define DELETE 0xFFFFFFFFu
+
+static const uint64_t WORD_X = 0x9E3779B97F4A7C15ULL; /* odd; the polynomial base */
+static const uint64_t CHAR_ADD = 0x9E3779B97F4A7C15ULL;
+
+static inline uint64_t fmix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDULL;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static inline uint32_t fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+typedef struct {
+    Py_buffer view;
+    int ok;
+} Buf;
+
+static int get_buf(PyObject *obj, Buf *b, Py_ssize_t itemsize, Py_ssize_t min_items, int writable,
+                   const char *name)
+{
+    b->ok = 0;
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    b->ok = 1;
+    if (b->view.len < itemsize * min_items) {
+        PyErr_Format(PyExc_ValueError, "%s: buffer too small", name);
+        return -1;
+    }
+    return 0;
+}
+
+static void rel_buf(Buf *b)
+{
+    if (b->ok)
+        PyBuffer_Release(&b->view);
+    b->ok = 0;
+}
+
+/* ---- the code-point map ------------------------------------------------------------------- */
+
+typedef struct {
+    const uint32_t *table;  /* 0x110000 entries: mapped code point or SEP */
+    const uint32_t *ascii;  /* 128 entries: mapped code point, SEP or DELETE */
+    uint32_t latin1[256];   /* ascii, then table[128:256] */
+} Map;
+
+static void map_init(Map *m, const uint32_t *table, const uint32_t *ascii)
+{
+    m->table = table;
+    m->ascii = ascii;
+    for (int c = 0; c < 256; c++)
+        m->latin1[c] = c < 128 ? ascii[c] : table[c];
+}
+
+static inline uint32_t map_cp(const Map *m, Py_UCS4 c)
+{
+    return c < 128 ? m->ascii[c] : m->table[c];
+}
+
+/* ---- sorting ------------------------------------------------------------------------------ */
+
+/* Sort n uint32 values in place (tmp: n scratch values), LSD radix on 8-bit digits; returns the
+ * number of unique values, compacted at the front. */
+static Py_ssize_t sort_unique_u32(uint32_t *v, uint32_t *tmp, Py_ssize_t n)
+{
+    if (n <= 1)
+        return n;
+    if (n <= 32) {
+        for (Py_ssize_t i = 1; i < n; i++) {
+            uint32_t x = v[i];
+            Py_ssize_t j = i;
+            while (j > 0 && v[j - 1] > x) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = x;
+        }
+    } else {
+        uint32_t cnt[4][256];
+        memset(cnt, 0, sizeof(cnt));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t x = v[i];
+            cnt[0][x & 255]++;
+            cnt[1][(x >> 8) & 255]++;
+            cnt[2][(x >> 16) & 255]++;
+            cnt[3][x >> 24]++;
+        }
+        uint32_t *src = v, *dst = tmp;
+        for (int p = 0; p < 4; p++) {
+            uint32_t *c = cnt[p];
+            uint32_t sum = 0;
+            for (int k = 0; k < 256; k++) {
+                uint32_t t = c[k];
+                c[k] = sum;
+                sum += t;
+            }
+            int shift = 8 * p;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint32_t x = src[i];
+                dst[c[(x >> shift) & 255]++] = x;
+            }
+            uint32_t *t = src;
+            src = dst;
+            dst = t;
+        }
+        /* four passes: the result is back in v */
+    }
+    Py_ssize_t u = 1;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (v[i] != v[u - 1])
+            v[u++] = v[i];
+    return u;
+}
+
+/* ---- units of one text -------------------------------------------------------------------- */
+
+#define NPOW 4096
+static uint64_t POW[NPOW]; /* WORD_X ** i */
+
+static inline __attribute__((always_inline)) uint32_t read_cp(int kind, const void *data, Py_ssize_t i)
+{
+    if (kind == PyUnicode_1BYTE_KIND)
+        return ((const Py_UCS1 *)data)[i];
+    if (kind == PyUnicode_2BYTE_KIND)
+        return ((const Py_UCS2 *)data)[i];
+    return ((const Py_UCS4 *)data)[i];
+}
+
+/* Word units (fmix64 of the polynomial hash sum c_i X**i of each word) or char units (separator
+ * runs collapsed to one space, none at either end); returns their count.  Branch-free per
+ * character: word boundaries are unpredictable. */
+static inline __attribute__((always_inline)) Py_ssize_t
+units_impl(int kind, const void *data, Py_ssize_t len, const Map *m, int char_mode, uint64_t *units)
+{
+    Py_ssize_t nu = 0;
+    if (!char_mode) {
+        Py_ssize_t i = 0;
+        while (i < len) {
+            /* skip separators (and deleted characters) */
+            uint32_t c;
+            for (;;) {
+                c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
+                                                 : map_cp(m, read_cp(kind, data, i));
+                if (c != SEP && c != DELETE)
+                    break;
+                if (++i >= len)
+                    goto words_done;
+            }
+            /* one word: hash sum c_k X**k over its characters */
+            uint64_t h = 0, pw = 1;
+            for (;;) {
+                if (__builtin_expect(c != DELETE, 1)) {
+                    h += (uint64_t)c * pw;
+                    pw *= WORD_X;
+                }
+                if (++i >= len)
+                    break;
+                c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
+                                                 : map_cp(m, read_cp(kind, data, i));
+                if (c == SEP)
+                    break;
+            }
+            units[nu++] = fmix64(h);
+        }
+words_done:;
+    } else {
+        int last_space = 1; /* nothing written yet counts as a space: no leading space */
+        for (Py_ssize_t i = 0; i < len; i++) {
+            uint32_t c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
+                                                      : map_cp(m, read_cp(kind, data, i));
+            if (__builtin_expect(c == DELETE, 0))
+                continue;
+            int sep = c == SEP;
+            units[nu] = sep ? 32u : c;
+            nu += !(sep & last_space);
+            last_space = sep;
+        }
+        if (nu > 0 && units[nu - 1] == 32u)
+            nu--;
+        for (Py_ssize_t k = 0; k < nu; k++)
+            units[k] = fmix64(units[k] + CHAR_ADD);
+    }
+    return nu;
+}
+
+static Py_ssize_t text_units(PyObject *s, const Map *m, int char_mode, uint64_t *units)
+{
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    switch (PyUnicode_KIND(s)) {
+    case PyUnicode_1BYTE_KIND:
+        return units_impl(PyUnicode_1BYTE_KIND, data, len, m, char_mode, units);
+    case PyUnicode_2BYTE_KIND:
+        return units_impl(PyUnicode_2BYTE_KIND, data, len, m, char_mode, units);
+    default:
+        return units_impl(PyUnicode_4BYTE_KIND, data, len, m, char_mode, units);
+    }
+}
+
+/* The normalised text as code points into out (len + 1 slots); returns its length. */
+static inline __attribute__((always_inline)) Py_ssize_t
+norm_impl(int kind, const void *data, Py_ssize_t len, const Map *m, Py_UCS4 *out)
+{
+    Py_ssize_t n = 0;
+    int last_space = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        uint32_t c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
+                                                  : map_cp(m, read_cp(kind, data, i));
+        if (__builtin_expect(c == DELETE, 0))
+            continue;
+        int sep = c == SEP;
+        out[n] = sep ? 32u : c;
+        n += !(sep & last_space);
+        last_space = sep;
+    }
+    if (n > 0 && out[n - 1] == 32u)
+        n--;
+    return n;
+}
+
+static int check_str(PyObject *s)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_SetString(PyExc_TypeError, "texts must be str");
+        return -1;
+    }
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+    return 0;
+}
+
+/* shingle(texts, table, ascii, weights, ngram, char_mode, out_hashes, out_counts) -> total
+ * out_hashes: uint32 buffer of at least sum(len(t)) + len(texts) values; out_counts: int64[n]. */
+static PyObject *k_shingle(PyObject *self, PyObject *args)
+{
+    PyObject *texts, *otable, *oascii, *oweights, *ohash, *ocounts;
+    int ngram, char_mode;
+    if (!PyArg_ParseTuple(args, "O!OOOiiOO", &PyList_Type, &texts, &otable, &oascii, &oweights,
+                          &ngram, &char_mode, &ohash, &ocounts))
+        return NULL;
+    if (ngram < 1) {
+        PyErr_SetString(PyExc_ValueError, "ngram must be >= 1");
+        return NULL;
+    }
+    Py_ssize_t nd = PyList_GET_SIZE(texts);
+    Buf bt = {0}, ba = {0}, bw = {0}, bh = {0}, bc = {0};
+    uint64_t *units = NULL;
+    uint32_t *tmp = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t maxlen = 0, total_cap = 0;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        PyObject *s = PyList_GET_ITEM(texts, d);
+        if (check_str(s) < 0)
+            return NULL;
+        Py_ssize_t l = PyUnicode_GET_LENGTH(s);
+        if (l > maxlen)
+            maxlen = l;
+        total_cap += l + 1;
+    }
+    if (get_buf(otable, &bt, 4, 0x110000, 0, "table") < 0 || get_buf(oascii, &ba, 4, 128, 0, "ascii") < 0
+        || get_buf(oweights, &bw, 8, 64, 0, "weights") < 0
+        || get_buf(ohash, &bh, 4, total_cap, 1, "out_hashes") < 0
+        || get_buf(ocounts, &bc, 8, nd, 1, "out_counts") < 0)
+        goto done;
+    Map m;
+    map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)ba.view.buf);
+    const uint64_t *w = (const uint64_t *)bw.view.buf;
+    uint32_t *out = (uint32_t *)bh.view.buf;
+    int64_t *counts = (int64_t *)bc.view.buf;
+    units = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (maxlen + 1));
+    tmp = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
+    if (!units || !tmp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        PyObject *s = PyList_GET_ITEM(texts, d);
+        Py_ssize_t nu = text_units(s, &m, char_mode, units);
+        uint32_t *g = out + pos;
+        Py_ssize_t k = 0;
+        if (nu > 0) {
+            int n = ngram;
+            if (nu < n)
+                n = (int)nu;
+            k = nu - n + 1;
+            if (n == 5) {
+                uint64_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+                for (Py_ssize_t i = 0; i < k; i++) {
+                    uint64_t x = units[i] * w0 + units[i + 1] * w1 + units[i + 2] * w2
+                               + units[i + 3] * w3 + units[i + 4] * w4;
+                    g[i] = (uint32_t)(fmix64(x) >> 32);
+                }
+            } else {
+                for (Py_ssize_t i = 0; i < k; i++) {
+                    uint64_t x = 0;
+                    for (int j = 0; j < n; j++)
+                        x += units[i + j] * w[j & 63];
+                    g[i] = (uint32_t)(fmix64(x) >> 32);
+                }
+            }
+            k = sort_unique_u32(g, tmp, k);
+        }
+        counts[d] = k;
+        pos += k;
+    }
+    result = PyLong_FromSsize_t(pos);
+done:
+    PyMem_Free(units);
+    PyMem_Free(tmp);
+    rel_buf(&bt);
+    rel_buf(&ba);
+    rel_buf(&bw);
+    rel_buf(&bh);
+    rel_buf(&bc);
+    return result;
+}
+
+/* normalise(texts, table, ascii) -> list[str]: mapped, separator runs -> one space, stripped. */
+static PyObject *k_normalise(PyObject *self, PyObject *args)
+{
+    PyObject *texts, *otable, *oascii;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &texts, &otable, &oascii))
+        return NULL;
+    Buf bt = {0}, ba = {0};
+    PyObject *out = NULL;
+    Py_UCS4 *buf = NULL;
+    Py_ssize_t cap = 0;
+    if (get_buf(otable, &bt, 4, 0x110000, 0, "table") < 0 || get_buf(oascii, &ba, 4, 128, 0, "ascii") < 0)
+        goto fail;
+    Map m;
+    map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)ba.view.buf);
+    Py_ssize_t nd = PyList_GET_SIZE(texts);
+    out = PyList_New(nd);
+    if (!out)
+        goto fail;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        PyObject *s = PyList_GET_ITEM(texts, d);
+        if (check_str(s) < 0)
+            goto fail;
+        int kind = PyUnicode_KIND(s);
+        const void *data = PyUnicode_DATA(s);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+        PyObject *r;
+        if (len > cap) {
+            PyMem_Free(buf);
+            cap = len;
+            buf = (Py_UCS4 *)PyMem_Malloc(sizeof(Py_UCS4) * (cap + 1));
+            if (!buf) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+        }
+        Py_ssize_t n;
+        if (kind == PyUnicode_1BYTE_KIND)
+            n = norm_impl(PyUnicode_1BYTE_KIND, data, len, &m, buf);
+        else if (kind == PyUnicode_2BYTE_KIND)
+            n = norm_impl(PyUnicode_2BYTE_KIND, data, len, &m, buf);
+        else
+            n = norm_impl(PyUnicode_4BYTE_KIND, data, len, &m, buf);
+        if (PyUnicode_IS_ASCII(s)) { /* ASCII in, ASCII out */
+            r = PyUnicode_New(n, 127);
+            if (!r)
+                goto fail;
+            Py_UCS1 *dst = PyUnicode_1BYTE_DATA(r);
+            for (Py_ssize_t i = 0; i < n; i++)
+                dst[i] = (Py_UCS1)buf[i];
+        } else {
+            r = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, n);
+            if (!r)
+                goto fail;
+        }
+        PyList_SET_ITEM(out, d, r);
+    }
+    PyMem_Free(buf);
+    rel_buf(&bt);
+    rel_buf(&ba);
+    return out;
+fail:
+    Py_XDECREF(out);
+    PyMem_Free(buf);
+    rel_buf(&bt);
+    rel_buf(&ba);
+    return NULL;
+}
+
+/* ---- MinHash ------------------------------------------------------------------------------ */
+
+/* min over k of a*h_k + b for one permutation, vectorised over the shingles */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void minhash_doc(const uint32_t *restrict h, Py_ssize_t n, const uint32_t *restrict a,
+                        const uint32_t *restrict b, int np_, uint32_t *restrict sig)
+{
+    for (int p = 0; p < np_; p++) {
+        uint32_t ap = a[p], bp = b[p];
+        uint32_t m0 = 0xFFFFFFFFu;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t v = ap * h[i] + bp;
+            m0 = v < m0 ? v : m0;
+        }
+        sig[p] = m0;
+    }
+}
+
+/* minhash(flat, offsets, a, b, out): out[d] = signature of flat[offsets[d]:offsets[d+1]] */
+static PyObject *k_minhash(PyObject *self, PyObject *args)
+{
+    PyObject *oflat, *ooff, *oa, *ob, *oout;
+    if (!PyArg_ParseTuple(args, "OOOOO", &oflat, &ooff, &oa, &ob, &oout))
+        return NULL;
+    Buf bf = {0}, bo = {0}, ba = {0}, bb = {0}, bs = {0};
+    uint32_t *mixed = NULL;
+    PyObject *result = NULL;
+    if (get_buf(oflat, &bf, 4, 0, 0, "flat") < 0 || get_buf(ooff, &bo, 8, 1, 0, "offsets") < 0
+        || get_buf(oa, &ba, 4, 1, 0, "a") < 0)
+        goto done;
+    Py_ssize_t nperm = ba.view.len / 4;
+    Py_ssize_t nd = bo.view.len / 8 - 1;
+    Py_ssize_t nflat = bf.view.len / 4;
+    if (get_buf(ob, &bb, 4, nperm, 0, "b") < 0 || get_buf(oout, &bs, 4, nd * nperm, 1, "out") < 0)
+        goto done;
+    const int64_t *off = (const int64_t *)bo.view.buf;
+    const uint32_t *flat = (const uint32_t *)bf.view.buf;
+    uint32_t *sig = (uint32_t *)bs.view.buf;
+    Py_ssize_t maxn = 0;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        if (off[d] < 0 || off[d + 1] < off[d] || off[d + 1] > nflat) {
+            PyErr_SetString(PyExc_ValueError, "bad offsets");
+            goto done;
+        }
+        if (off[d + 1] - off[d] > maxn)
+            maxn = off[d + 1] - off[d];
+    }
+    mixed = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxn + 1));
+    if (!mixed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        Py_ssize_t n = off[d + 1] - off[d];
+        const uint32_t *h = flat + off[d];
+        for (Py_ssize_t i = 0; i < n; i++)
+            mixed[i] = fmix32(h[i]);
+        minhash_doc(mixed, n, (const uint32_t *)ba.view.buf, (const uint32_t *)bb.view.buf,
+                    (int)nperm, sig + d * nperm);
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(mixed);
+    rel_buf(&bf);
+    rel_buf(&bo);
+    rel_buf(&ba);
+    rel_buf(&bb);
+    rel_buf(&bs);
+    return result;
+}
+
+/* ---- texts straight to signatures -------------------------------------------------------- */
+
+/* sign_texts(texts, table, ascii, weights, ngram, char_mode, a, b, out): the MinHash signature
+ * of each text's n-gram hashes (as ``shingle`` + ``minhash``, without sorting: a MinHash does
+ * not depend on repeats or order). */
+static PyObject *k_sign_texts(PyObject *self, PyObject *args)
+{
+    PyObject *texts, *otable, *oascii, *oweights, *oa, *ob, *oout;
+    int ngram, char_mode;
+    if (!PyArg_ParseTuple(args, "O!OOOiiOOO", &PyList_Type, &texts, &otable, &oascii, &oweights,
+                          &ngram, &char_mode, &oa, &ob, &oout))
+        return NULL;
+    if (ngram < 1) {
+        PyErr_SetString(PyExc_ValueError, "ngram must be >= 1");
+        return NULL;
+    }
+    Py_ssize_t nd = PyList_GET_SIZE(texts);
+    Buf bt = {0}, bas = {0}, bw = {0}, ba = {0}, bb = {0}, bs = {0};
+    uint64_t *units = NULL;
+    uint32_t *g = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t maxlen = 0;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        PyObject *s = PyList_GET_ITEM(texts, d);
+        if (check_str(s) < 0)
+            return NULL;
+        if (PyUnicode_GET_LENGTH(s) > maxlen)
+            maxlen = PyUnicode_GET_LENGTH(s);
+    }
+    if (get_buf(otable, &bt, 4, 0x110000, 0, "table") < 0 || get_buf(oascii, &bas, 4, 128, 0, "ascii") < 0
+        || get_buf(oweights, &bw, 8, 64, 0, "weights") < 0 || get_buf(oa, &ba, 4, 1, 0, "a") < 0)
+        goto done;
+    Py_ssize_t nperm = ba.view.len / 4;
+    if (get_buf(ob, &bb, 4, nperm, 0, "b") < 0 || get_buf(oout, &bs, 4, nd * nperm, 1, "out") < 0)
+        goto done;
+    Map m;
+    map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)bas.view.buf);
+    const uint64_t *w = (const uint64_t *)bw.view.buf;
+    units = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (maxlen + 1));
+    g = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
+    if (!units || !g) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        PyObject *s = PyList_GET_ITEM(texts, d);
+        Py_ssize_t nu = text_units(s, &m, char_mode, units);
+        Py_ssize_t k = 0;
+        if (nu > 0) {
+            int n = ngram < nu ? ngram : (int)nu;
+            k = nu - n + 1;
+            for (Py_ssize_t i = 0; i < k; i++) {
+                uint64_t x = 0;
+                for (int j = 0; j < n; j++)
+                    x += units[i + j] * w[j & 63];
+                g[i] = fmix32((uint32_t)(fmix64(x) >> 32));
+            }
+        }
+        minhash_doc(g, k, (const uint32_t *)ba.view.buf, (const uint32_t *)bb.view.buf, (int)nperm,
+                    (uint32_t *)bs.view.buf + d * nperm);
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(units);
+    PyMem_Free(g);
+    rel_buf(&bt);
+    rel_buf(&bas);
+    rel_buf(&bw);
+    rel_buf(&ba);
+    rel_buf(&bb);
+    rel_buf(&bs);
+    return result;
+}
+
+/* ---- word-set similarity of paragraphs ---------------------------------------------------- */
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* word_pairs(norms, threshold, pre) -> [(k, m), ...] with m < k, both lengths comparable
+ * (min >= threshold * max) and word-set Jaccard >= pre (inter >= pre * union), for normalised
+ * texts (words separated by single spaces).  Words are compared by a 64-bit hash. */
+static PyObject *k_word_pairs(PyObject *self, PyObject *args)
+{
+    PyObject *norms;
+    double threshold, pre;
+    if (!PyArg_ParseTuple(args, "O!dd", &PyList_Type, &norms, &threshold, &pre))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(norms);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t d = 0; d < n; d++) {
+        PyObject *s = PyList_GET_ITEM(norms, d);
+        if (check_str(s) < 0)
+            return NULL;
+        total += PyUnicode_GET_LENGTH(s) / 2 + 1;
+    }
+    PyObject *out = PyList_New(0);
+    if (!out)
+        return NULL;
+    uint64_t *words = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (total + 1));
+    Py_ssize_t *start = (Py_ssize_t *)PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
+    if (!words || !start) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t d = 0; d < n; d++) {
+        PyObject *s = PyList_GET_ITEM(norms, d);
+        int kind = PyUnicode_KIND(s);
+        const void *data = PyUnicode_DATA(s);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+        start[d] = pos;
+        uint64_t h = 0;
+        int in_word = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            uint32_t c = read_cp(kind, data, i);
+            if (c == ' ') {
+                if (in_word)
+                    words[pos++] = fmix64(h);
+                h = 0;
+                in_word = 0;
+            } else {
+                h = (h + c + 1) * 0x100000001B3ULL;
+                in_word = 1;
+            }
+        }
+        if (in_word)
+            words[pos++] = fmix64(h);
+        Py_ssize_t cnt = pos - start[d];
+        qsort(words + start[d], cnt, sizeof(uint64_t), cmp_u64);
+        Py_ssize_t u = cnt ? 1 : 0;
+        uint64_t *wd = words + start[d];
+        for (Py_ssize_t i = 1; i < cnt; i++)
+            if (wd[i] != wd[u - 1])
+                wd[u++] = wd[i];
+        pos = start[d] + u;
+    }
+    start[n] = pos;
+    for (Py_ssize_t k = 1; k < n; k++) {
+        double lk = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, k));
+        for (Py_ssize_t m = 0; m < k; m++) {
+            double lm = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, m));
+            if ((lk < lm ? lk : lm) < threshold * (lk > lm ? lk : lm))
+                continue;
+            const uint64_t *a = words + start[k], *ae = words + start[k + 1];
+            const uint64_t *b = words + start[m], *be = words + start[m + 1];
+            Py_ssize_t na = ae - a, nb = be - b, inter = 0;
+            while (a < ae && b < be) {
+                if (*a < *b)
+                    a++;
+                else if (*b < *a)
+                    b++;
+                else {
+                    inter++;
+                    a++;
+                    b++;
+                }
+            }
+            if ((double)inter < pre * (double)(na + nb - inter))
+                continue;
+            PyObject *t = Py_BuildValue("(nn)", k, m);
+            if (!t || PyList_Append(out, t) < 0) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+    }
+    PyMem_Free(words);
+    PyMem_Free(start);
+    return out;
+fail:
+    PyMem_Free(words);
+    PyMem_Free(start);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"shingle", k_shingle, METH_VARARGS, "Sorted unique uint32 n-gram hashes of many texts."},
+    {"normalise", k_normalise, METH_VARARGS, "Normalised strings of many texts."},
+    {"sign_texts", k_sign_texts, METH_VARARGS, "MinHash signatures of many texts' n-grams."},
+    {"word_pairs", k_word_pairs, METH_VARARGS, "Paragraph pairs of similar length and word sets."},
+    {"minhash", k_minhash, METH_VARARGS, "affine32 MinHash signatures of many hash sets."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    POW[0] = 1;
+    for (int i = 1; i < NPOW; i++)
+        POW[i] = POW[i - 1] * WORD_X;
+    return PyModule_Create(&module);
+}
