@@ -14,11 +14,13 @@ from typing import Any
 import click
 
 from cli.display import print_explanations, print_summary, progress_bar, stderr_console
+from cli.index_cmd import index, index_options
 from dedupe.config import DedupeConfig
 from ingest.pipeline import KEEP_POLICIES, AccountingError, BadInput, IngestOptions, Outputs, Summary, run_ingest
+from ingest.index_store import IndexStoreError
 from ingest.readers import ReaderOptions
 from ingest.sources import FORMATS, InputError, expand_inputs
-from ingest.writers import OutputError, write_json_atomically
+from ingest.writers import AtomicOutput, OutputError, write_json_atomically
 
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130
@@ -31,6 +33,30 @@ class Terminated(BaseException):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (no usage block): the message says what to fix."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def _check_outputs(kw: dict[str, Any], outputs: Outputs) -> None:
+    """Fail before reading anything if two outputs share a name or one cannot be written."""
+    named = [("-o", outputs.corpus), ("-o", outputs.clusters), ("--duplicates", outputs.duplicates),
+             ("--rejects", outputs.rejects), ("--report", kw["report"])]
+    seen: dict[str, str] = {}
+    for flag, path in named:
+        if not path:
+            continue
+        key = path if path == "-" else os.path.realpath(path)
+        if key in seen:
+            raise OneLineUsageError(f"{seen[key]} and {flag} both name {path!r}; give each output its own file")
+        seen[key] = flag
+    for flag, path in named:
+        if path and path != "-":
+            AtomicOutput(path).abort()  # creates and removes the temporary file: OutputError says why not
 
 
 def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,6 +171,9 @@ def _build_options(kw: dict[str, Any]) -> IngestOptions:
         on_error=kw["on_error"],
         explain_ids=frozenset(kw.get("explain") or ()),
         tmp_dir=kw["tmp_dir"],
+        index=kw.get("index"),
+        run_id=kw.get("run_id"),
+        index_wait=kw.get("index_wait", IngestOptions.index_wait),
     )
 
 
@@ -152,12 +181,13 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
     """Run the pipeline and turn every failure into one line and an honest exit code."""
     console = stderr_console()
     options = _build_options(kw)
-    try:
-        sources = list(expand_inputs(list(kw["inputs"]), kw["fmt"]))
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from exc
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        try:
+            sources = list(expand_inputs(list(kw["inputs"]), kw["fmt"]))
+        except InputError as exc:
+            raise OneLineUsageError(str(exc)) from exc
+        _check_outputs(kw, outputs)
         with progress_bar(console, not kw["quiet"]) as progress:
             summary = run_ingest(sources, options, outputs, progress)
         if kw["report"]:
@@ -173,7 +203,14 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
     except Terminated:
         click.echo("thresher: terminated; no output was written under its final name", err=True)
         sys.exit(EXIT_TERMINATED)
-    except (BadInput, InputError, OutputError, AccountingError, ValueError) as exc:
+    except OutputError as exc:
+        if outputs.corpus == "-" or outputs.clusters == "-":
+            # stdout itself failed (full disk, closed): nothing more can be written to it, and
+            # Python's own flush at exit must not add a second message.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        raise click.ClickException(str(exc)) from exc
+    except (BadInput, InputError, AccountingError, IndexStoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -182,6 +219,11 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
         if summary.counts["rejected"] and not outputs.rejects:
             console.print(f"[yellow]{summary.counts['rejected']} record(s) rejected; "
                           "--rejects PATH keeps them with reasons[/]")
+    if summary.index is not None and not kw["quiet"]:
+        ix = summary.index
+        console.print(f"index {ix['location']}: run [bold]{ix['run_id']}[/]: {ix['matched']:,} kept "
+                      f"article(s) matched earlier runs ({ix['duplicates_of_earlier_runs']:,} dropped), "
+                      f"{ix['added']:,} added")
     if kw.get("explain"):
         print_explanations(console, summary, list(kw["explain"]))
     return summary
@@ -204,6 +246,7 @@ def cli() -> None:
 @run_options
 @click.option("--explain", multiple=True, metavar="ID",
               help="Show, on stderr, every line removed from article ID and why. Repeatable.")
+@index_options
 def ingest(**kw: Any) -> None:
     """Read INPUT... (files, folders of .txt files, or - for stdin), strip boilerplate, collapse
     repeated paragraphs and near-duplicate articles, and write a clean JSONL corpus."""
@@ -223,3 +266,4 @@ def clusters(**kw: Any) -> None:
     _run(kw, Outputs(corpus=None, clusters=kw["output"], rejects=kw["rejects"]))
 
 
+cli.add_command(index)

@@ -79,7 +79,9 @@ def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
     if "encoding_errors" in fields:
         meta["encoding_errors"] = fields["encoding_errors"]
     if "extra" in fields:
-        meta.update(fields["extra"])  # type: ignore[arg-type]
+        # Input fields ride along, but never overwrite where the record came from.
+        for key, value in fields["extra"].items():  # type: ignore[attr-defined]
+            meta.setdefault(key, value)
     if not body:
         return Reject(raw.file, raw.record, raw.offset, EMPTY_AFTER_CLEANING,
                       "every paragraph was boilerplate", raw.text, rid)

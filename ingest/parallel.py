@@ -66,6 +66,14 @@ class Workers:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(self.context,))
+            # Workers ignore SIGINT only once initialised; a Ctrl-C while they start would
+            # make them print tracebacks. Start them with SIGINT blocked (they inherit the
+            # mask; SIG_IGN then discards it) and let the parent receive it afterwards.
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                getattr(self._pool, "_adjust_process_count", lambda: None)()  # start workers now
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self._pool
 
     def map(self, fn: Callable[..., list[R]], chunks: Iterable[list[Any]], *args: Any) -> Iterator[list[R]]:

@@ -32,6 +32,7 @@ from dedupe.clusters import NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
 from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_chunk, sign_chunk
+from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
 from ingest.records import Article, RawRecord, Reject
@@ -71,6 +72,9 @@ class IngestOptions:
     on_error: str = "skip"
     explain_ids: frozenset[str] = frozenset()
     tmp_dir: str | None = None
+    index: str | None = None  # persistent index (SQLite path or redis:// URL), see ingest/incremental.py
+    run_id: str | None = None  # this run's name in the index; default: UTC time + random suffix
+    index_wait: float = 3600.0  # seconds to wait for another run's index lock
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,10 @@ class Summary:
     seconds: float
     options: dict[str, Any]
     explained: list[Article]
+    index: dict[str, Any] | None = None  # IndexRun.report(): run id, matched, added
 
     def to_report(self) -> dict[str, Any]:
+        extra = {"index": self.index} if self.index is not None else {}
         return {
             "counts": self.counts,
             "rejected_by_reason": self.rejected_by_reason,
@@ -103,7 +109,7 @@ class Summary:
             "inputs": self.inputs,
             "seconds": round(self.seconds, 3),
             "options": self.options,
-        }
+        } | extra
 
 
 def _options_for_report(options: IngestOptions) -> dict[str, Any]:
@@ -129,8 +135,8 @@ def _options_for_report(options: IngestOptions) -> dict[str, Any]:
 class _Rejects:
     """Counts every reject and writes it when the user asked for a rejects file."""
 
-    def __init__(self, path: str | None, on_error: str) -> None:
-        self.out = AtomicOutput(path) if path else None
+    def __init__(self, out: AtomicOutput | None, on_error: str) -> None:
+        self.out = out
         self.on_error = on_error
         self.by_reason: Counter[str] = Counter()
 
@@ -164,25 +170,55 @@ def run_ingest(
 ) -> Summary:
     started = time.perf_counter()
     counter: Counter[str] = Counter()
-    rejects = _Rejects(outputs.rejects, options.on_error)
-    corpus = AtomicOutput(outputs.corpus) if outputs.corpus else None
-    duplicates = AtomicOutput(outputs.duplicates) if outputs.duplicates else None
-    clusters_out = AtomicOutput(outputs.clusters) if outputs.clusters else None
-    sinks = [s for s in (rejects.out, corpus, duplicates, clusters_out) if s is not None]
+    index_run = _open_index(options)  # before any output exists: a mismatch leaves nothing behind
+    opened: list[AtomicOutput] = []
+
+    def open_output(path: str | None) -> AtomicOutput | None:
+        if not path:
+            return None
+        out = AtomicOutput(path)
+        opened.append(out)
+        return out
+
+    try:
+        rejects = _Rejects(open_output(outputs.rejects), options.on_error)
+        corpus = open_output(outputs.corpus)
+        duplicates = open_output(outputs.duplicates)
+        clusters_out = open_output(outputs.clusters)
+    except BaseException:
+        for out in opened:
+            out.abort()
+        raise
+    sinks = opened
     spill_dir = tempfile.TemporaryDirectory(prefix="thresher-", dir=options.tmp_dir)
     try:
         summary = _run(sources, options, counter, rejects, corpus, duplicates, clusters_out,
-                       spill_dir.name, progress)
-        summary.seconds = time.perf_counter() - started
+                       spill_dir.name, progress, index_run)
         for sink in sinks:
             sink.commit()
+        if index_run is not None:
+            summary.index = index_run.commit()  # only now: the outputs are safely written
+        summary.seconds = time.perf_counter() - started
         return summary
     except BaseException:
         for sink in sinks:
             sink.abort()
+        if index_run is not None:
+            index_run.abort()
         raise
     finally:
         spill_dir.cleanup()
+        if index_run is not None:
+            index_run.close()
+
+
+def _open_index(options: IngestOptions) -> IndexRun | None:
+    """The run's index, checked (parameters, run id) before any input is read."""
+    if options.index is None:
+        return None
+    if not options.near_duplicates:
+        raise ValueError("--index needs near-duplicate detection; drop --no-dedupe")
+    return IndexRun(options.index, options.run_id, options.dedupe, options.index_wait)
 
 
 def _run(
@@ -195,6 +231,7 @@ def _run(
     clusters_out: AtomicOutput | None,
     spill_dir: str,
     progress: ProgressFn,
+    index_run: IndexRun | None = None,
 ) -> Summary:
     settings = CleanSettings(
         rules=load_rules(options.rules_files),
@@ -268,12 +305,20 @@ def _run(
     if result is not None:
         for link in sorted(result.links.values(), key=lambda link: link.index):
             members.setdefault(link.kept, []).append(link.index)
+    # Articles an earlier run already kept (the index's writer lock is held from here on).
+    earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     clusters_count = 0
     with open(spill_path, "rb") as src:
         for i in range(len(index.ids)):
             head_len, tail_len = _FRAME.unpack(src.read(_FRAME.size))
             head, tail = src.read(head_len), src.read(tail_len)
             aid = index.ids[i]
+            if i in earlier:
+                counter["duplicates"] += 1
+                in_run = result.link(i) if result is not None else None
+                group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
+                _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
+                continue
             link = result.link(i) if result is not None else None
             cluster = index.ids[link.kept] if link is not None else aid
             if clusters_out is not None:
@@ -321,6 +366,27 @@ def _run(
 
 
 _FRAME = struct.Struct("<II")
+
+
+def _write_earlier(i: int, earlier: Earlier, index: _RunIndex, clusters_out: AtomicOutput | None,
+                   duplicates: AtomicOutput | None, group_size: int) -> None:
+    """An article that duplicates one an earlier run kept: its cluster is named by that
+    original, and the record says which run ingested it."""
+    original = earlier.original
+    if clusters_out is not None:
+        clusters_out.write({"id": index.ids[i], "cluster": original.id})
+    if duplicates is not None:
+        duplicates.write({
+            "id": index.ids[i],
+            "duplicate_of": original.id,
+            "duplicate_of_run": original.run,
+            "similarity": round(earlier.similarity, 4),
+            "containment": round(earlier.containment, 4),
+            "cluster": original.id,
+            "cluster_size": group_size,  # this run's articles in the cluster
+            "file": index.file_of(i),
+            "record": int(index.records[i]),
+        })
 
 
 class _RunIndex:

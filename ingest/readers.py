@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from ingest.records import RawRecord, Reject
-from ingest.sources import COMPRESSED_SUFFIXES, InputError, Source, open_binary
+from ingest.sources import COMPRESSED_SUFFIXES, READ_ERRORS, InputError, Source, open_binary
 
 DEFAULT_DELIMITER = re.compile(r"^={5,}[ \t]*(?P<id>\S.*?)?[ \t]*$")
 DOC_OPEN = re.compile(r"^<doc(?P<attrs>(?:\s+\w+=\"[^\"]*\")*)\s*>\s*$")
@@ -38,7 +38,14 @@ def read_source(source: Source, options: ReaderOptions) -> Iterator[RawRecord | 
     """Yield every record of one input, in order."""
     stream = open_binary(source)
     try:
-        head = stream.peek(_BINARY_SNIFF)[:_BINARY_SNIFF] if hasattr(stream, "peek") else b""
+        try:
+            head = stream.peek(_BINARY_SNIFF)[:_BINARY_SNIFF] if hasattr(stream, "peek") else b""
+        except READ_ERRORS as exc:
+            yield _unreadable(source, 1, 0, "", exc, None)
+            return
+        if not head and not source.single_article:  # an empty file in a folder is an empty article
+            yield Reject(source.name, 0, 0, "empty_file", "input is empty", "")
+            return
         if _looks_binary(head):
             yield Reject(source.name, 1, 0, "binary_file", "input looks binary (NUL or control bytes)", "")
             return
@@ -67,18 +74,19 @@ def _looks_binary(head: bytes) -> bool:
 
 
 class _Lines:
-    """Iterate the lines of a stream; a truncated compressed stream ends the iteration and
-    sets `truncated` instead of raising, so the reader can reject the partial record."""
+    """Iterate the lines of a stream; a truncated or corrupt (compressed) stream ends the
+    iteration and sets `truncated` instead of raising, so the reader can reject the partial
+    record."""
 
     def __init__(self, stream: io.BufferedIOBase) -> None:
         self.stream = stream
-        self.truncated: str | None = None
+        self.truncated: BaseException | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self.stream
-        except (EOFError, OSError) as exc:
-            self.truncated = str(exc) or type(exc).__name__
+        except READ_ERRORS as exc:
+            self.truncated = exc
 
 
 def _decode(line: bytes) -> tuple[str, int]:
@@ -144,7 +152,7 @@ def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions
                 text, first = text.lstrip("\ufeff"), False
             record.add(text.rstrip("\r\n"), len(raw), bad)
         if lines.truncated:
-            yield _truncated(source, record.number, 0, "\n".join(record.lines), lines.truncated, stem)
+            yield _unreadable(source, record.number, 0, "\n".join(record.lines), lines.truncated, stem)
         else:
             yield record.finish(source, stem)
         return
@@ -181,32 +189,40 @@ def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions
         offset += size
     if lines.truncated:
         if current is not None:
-            yield _truncated(source, current.number, current.offset, "\n".join(current.lines),
-                             lines.truncated, str(current.fields.get("id") or f"{stem}:{current.number}"))
+            yield _unreadable(source, current.number, current.offset, "\n".join(current.lines),
+                              lines.truncated, str(current.fields.get("id") or f"{stem}:{current.number}"))
         else:
-            yield _truncated(source, 1, 0, "\n".join(preamble.lines), lines.truncated, None)
+            yield _unreadable(source, 1, 0, "\n".join(preamble.lines), lines.truncated, None)
         return
     if current is not None:
         yield current.finish(source, f"{stem}:{current.number}")
 
     leftover = "\n".join(preamble.lines).strip()
-    if number == 0:
+    has_preamble = bool(leftover) or preamble.overflow
+    if number == 0 and not has_preamble:
+        yield Reject(source.name, 0, 0, "empty_file", "input holds only blank lines", "")
+    elif number == 0:
         if custom is not None:
             yield Reject(source.name, 1, 0, "delimiter_never_matched",
                          f"--delimiter {custom.pattern!r} matched no line", leftover)
-        elif leftover:
+        else:
             # A plain text file with no delimiter line is one article.
             preamble.number = 1
             preamble.fields = {"id": stem}
             yield preamble.finish(source, stem)
-    elif leftover:
+    elif has_preamble:
         yield Reject(source.name, 0, 0, "before_first_delimiter",
                      "text before the first delimiter line", leftover)
 
 
-def _truncated(source: Source, number: int, offset: int | None, partial: str, why: str,
-               rid: str | None) -> Reject:
-    return Reject(source.name, number, offset, "truncated_input", f"input ends early ({why})", partial, rid)
+def _unreadable(source: Source, number: int, offset: int | None, partial: str, exc: BaseException,
+                rid: str | None) -> Reject:
+    """The record during which the stream broke: ended early (truncated) or corrupt bytes."""
+    why = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError):
+        return Reject(source.name, number, offset, "truncated_input", f"input ends early ({why})", partial, rid)
+    return Reject(source.name, number, offset, "corrupt_input", f"input cannot be read from here on ({why})",
+                  partial, rid)
 
 
 def _delimiter_fields(line: str, custom: re.Pattern[str] | None) -> dict[str, object] | None:
@@ -273,39 +289,117 @@ def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOption
                          f"no string field {options.text_field!r} (see --text-field)", text)
             continue
         fields = _split_fields(obj, options)
-        fields.setdefault("id", f"{stem}:{number}")
+        if not fields.get("id") or obj.get(options.id_field) is None:
+            fields["id"] = f"{stem}:{number}"
         if bad:
             fields["encoding_errors"] = bad
         yield RawRecord(source.name, number, start, body, fields)
     if lines.truncated:
-        yield _truncated(source, number + 1, offset, "", lines.truncated, None)
+        yield _unreadable(source, number + 1, offset, "", lines.truncated, None)
+    elif number == 0:
+        yield Reject(source.name, 0, 0, "empty_file", "input holds only blank lines", "")
+
+
+class _RowTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class _TableLines:
+    """The decoded lines of a CSV/TSV stream, fed to `csv.reader` one at a time.
+
+    Decoding here (not in a TextIOWrapper) lets the reader count the bad bytes of each row,
+    drop NULs like the other formats, and measure each row in bytes: a row over the limit
+    is skipped to its end (where its quotes balance) without being held in memory, and
+    `_RowTooLarge` is raised through `csv.reader`, which starts afresh on the next call.
+    """
+
+    def __init__(self, lines: _Lines, cap: int) -> None:
+        self.lines = iter(lines)
+        self.cap = cap
+        self.pending: list[bytes] = []
+        self.first = True
+        self.start_row()
+
+    def start_row(self) -> None:
+        self.size = 0
+        self.quotes = 0
+        self.bad = 0
+
+    def _next_raw(self) -> bytes:
+        if self.pending:
+            return self.pending.pop()
+        raw = next(self.lines)
+        if b"\r" in raw[:-2]:  # bare CR line ends (old Mac files): one line each, as csv expects
+            parts = raw.splitlines(keepends=True)
+            raw, self.pending = parts[0], parts[:0:-1]
+        return raw
+
+    def __iter__(self) -> _TableLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._next_raw()
+        self.size += len(raw)
+        self.quotes += raw.count(b'"')
+        if self.size > self.cap:
+            while self.quotes % 2:  # inside a quoted field: skip to where it closes
+                try:
+                    raw = self._next_raw()
+                except StopIteration:
+                    break
+                self.size += len(raw)
+                self.quotes += raw.count(b'"')
+            raise _RowTooLarge(self.size)
+        text, bad = _decode(raw)
+        if self.first:
+            text, self.first = text.lstrip("\ufeff"), False
+        self.bad += bad
+        return text
 
 
 def _read_table(source: Source, stream: io.BufferedIOBase, options: ReaderOptions, sep: str) -> Iterator[RawRecord | Reject]:
     stem = _stem(source.name)
-    csv.field_size_limit(options.max_record_bytes)
-    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    reader = csv.reader(text_stream, delimiter=sep)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        yield Reject(source.name, 0, None, "bad_header", f"header row unreadable: {exc}", "")
-        return
+    cap = options.max_record_bytes
+    csv.field_size_limit(max(cap, 1))
+    stream_lines = _Lines(stream)
+    lines = _TableLines(stream_lines, cap)
+    reader = csv.reader(lines, delimiter=sep, strict=True)
+    header: list[str] = []
+    while not header:  # blank lines before the header are skipped
+        lines.start_row()
+        try:
+            header = next(reader)
+        except StopIteration:
+            if stream_lines.truncated:
+                yield _unreadable(source, 1, 0, "", stream_lines.truncated, None)
+            else:
+                yield Reject(source.name, 0, 0, "empty_file", "input holds no header row", "")
+            return
+        except (csv.Error, _RowTooLarge) as exc:
+            yield Reject(source.name, 0, 0, "bad_header", f"header row unreadable: {exc}", "")
+            return
     if options.text_field not in header:
         raise InputError(f"{source.name}: no column {options.text_field!r} in the header (see --text-field)")
     number = 0
     while True:
         line_before = reader.line_num
+        lines.start_row()
         try:
             row = next(reader)
         except StopIteration:
             break
-        except (EOFError, OSError) as exc:
-            yield _truncated(source, number + 1, None, "", str(exc), None)
-            break
+        except _RowTooLarge as exc:
+            number += 1
+            yield Reject(source.name, number, None, "too_large",
+                         f"line {line_before + 1}: record is {exc.size} bytes, "
+                         f"over --max-record-bytes {cap}",
+                         "")
+            continue
         except csv.Error as exc:
+            if stream_lines.truncated:
+                break  # the row the stream broke in: rejected below as truncated/corrupt
             number += 1
             reason = "too_large" if "field larger" in str(exc) else "bad_row"
             yield Reject(source.name, number, None, reason, f"line {line_before + 1}: {exc}", "")
@@ -322,4 +416,10 @@ def _read_table(source: Source, stream: io.BufferedIOBase, options: ReaderOption
         fields = _split_fields(obj, options)
         if not fields.get("id"):
             fields["id"] = f"{stem}:{number}"
+        if lines.bad:
+            fields["encoding_errors"] = lines.bad
         yield RawRecord(source.name, number, None, obj[options.text_field], fields)
+    if stream_lines.truncated:
+        yield _unreadable(source, number + 1, None, "", stream_lines.truncated, None)
+    elif number == 0:
+        yield Reject(source.name, 0, 0, "empty_file", "input holds a header row but no records", "")

@@ -85,6 +85,10 @@ class RuleSet:
         object.__setattr__(self, "_tail_by_words", _by_words(self.tail))
         object.__setattr__(self, "_tags_by_words", _by_words(self.tags))
         object.__setattr__(self, "hinted", tuple(r for r in self.line + self.tags if r.contains))
+        # Paragraphs longer than this many words meet no line/tags (resp. tail) rule: the
+        # stripper skips them without a lookup (most paragraphs of a clean article).
+        object.__setattr__(self, "line_words_cap", _cap(self._line_by_words, self._tags_by_words))
+        object.__setattr__(self, "tail_words_cap", _cap(self._tail_by_words))
 
     def line_rules_for(self, words: int) -> "Bucket":
         """Line rules whose word-count limits admit a paragraph of ``words`` words."""
@@ -156,6 +160,19 @@ def _make_bucket(rules: tuple[Rule, ...]) -> Bucket:
     except re.error:
         return Bucket(rules, None, rules)
     return Bucket(rules, pre, tuple(r for r in rules if r.match == "search"))
+
+
+def _cap(*tables: tuple["Bucket", ...]) -> int:
+    """Largest word count any bucket of ``tables`` has rules for (a huge number when the
+    last bucket, which serves all longer paragraphs, has rules)."""
+    cap = -1
+    for table in tables:
+        if table[-1].rules:
+            return 1 << 30
+        for w, b in enumerate(table):
+            if b.rules:
+                cap = max(cap, w)
+    return cap
 
 
 def _by_words(rules: tuple[Rule, ...]) -> tuple[Bucket, ...]:

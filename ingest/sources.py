@@ -11,10 +11,13 @@ import gzip
 import io
 import lzma
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+import zstandard
 
 MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -36,6 +39,11 @@ _FORMAT_SUFFIXES = {
 
 class InputError(Exception):
     """A whole input cannot be read (missing, unreadable, not a supported layout)."""
+
+
+# What reading a (possibly compressed) stream can raise when its bytes end early or are
+# corrupt: readers turn these into a `truncated_input` / `corrupt_input` reject.
+READ_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ def expand_inputs(inputs: list[str], forced_format: str | None) -> Iterator[Sour
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and _is_txt(p))
             if not files:
-                raise InputError(f"{name}: folder holds no .txt files")
+                raise InputError(f"{name}: folder holds no .txt files; give other files by name")
             for p in files:
                 yield Source(str(p), p, forced_format or "text", single_article=True)
         elif path.is_file():
@@ -80,7 +88,7 @@ def expand_inputs(inputs: list[str], forced_format: str | None) -> Iterator[Sour
         elif path.exists():
             raise InputError(f"{name}: not a regular file or folder")
         else:
-            raise InputError(f"{name}: no such file or folder")
+            raise InputError(f"{name}: no such file or folder; check the path")
 
 
 def open_binary(source: Source) -> BinaryIO:
@@ -103,8 +111,54 @@ def open_binary(source: Source) -> BinaryIO:
     if kind == "xz":
         return lzma.LZMAFile(buffered)  # type: ignore[return-value]
     if kind == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-        return io.BufferedReader(reader, 1 << 20)  # type: ignore[arg-type]
+        return io.BufferedReader(_ZstdReader(buffered), 1 << 20)  # type: ignore[return-value]
     return buffered
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd frames, one after another, raising EOFError when the input stops mid-frame.
+
+    (`zstandard`'s own stream reader ends quietly on a truncated frame, which would lose the
+    end of the input without a word.)
+    """
+
+    _FEED = 1 << 16
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False  # bytes of the current frame have been fed
+        self._out = b""
+        self._pos = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while self._pos >= len(self._out) and not self._done:
+            self._out, self._pos = self._next_output(), 0
+        n = min(len(buffer), len(self._out) - self._pos)
+        buffer[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _next_output(self) -> bytes:
+        if self._obj.eof:
+            rest = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = False
+            if rest:
+                return self._feed(rest)
+        data = self._source.read(self._FEED)
+        if not data:
+            self._done = True
+            if self._in_frame and not self._obj.eof:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            return b""
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> bytes:
+        self._in_frame = True
+        return self._obj.decompress(data)

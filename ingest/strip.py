@@ -4,9 +4,12 @@ Order of work, and why:
 
 1. ``title`` given by the input format: paragraphs equal to it are dropped (reason ``title``).
 2. Line rules and tags rules (rules.toml + user files) drop known furniture.
-3. Content detection (content.py) picks the body region among what is left; everything
-   outside it is dropped as ``low_content``. It runs after the line rules so that removed
-   widgets cannot split or pad the region.
+3. Content detection (content.py) scores the rest in the page's language (stopwords.py).
+   Tail markers without ``resume_words`` (comment headings, ...) that follow at least
+   ``after_words`` words of prose-scoring paragraphs cut the page first, so a comment
+   section cannot out-score a short article; then the body region is picked among what is
+   left and everything outside it is dropped as ``low_content``. It runs after the line
+   rules so that removed widgets cannot split or pad the region.
 4. Tail rules: the first marker (``Comments``, ``Related``, ...) that follows at least
    ``after_words`` words of kept body drops itself and everything after it.
 5. Headline detection when no title was given (see ``_find_title``).
@@ -39,7 +42,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ingest.content import paragraph_score, select_body
+from ingest.content import _COUNT_PREFIX, _EXACT_CHARS, paragraph_score, score_page, select_body
+from ingest.stopwords import ENGLISH
 from ingest.rules import Rule, RuleSet
 
 __all__ = ["Stripped", "strip_boilerplate"]
@@ -53,6 +57,7 @@ _TITLE_END_BAD = ".,;:|"
 _TITLE_START_OK = "\"'“‘«¿¡#$£€"
 # Body starts at the first kept paragraph that is unmistakably prose.
 _BODY_MIN_SCORE = 1.0
+_DATELINE_REASONS = frozenset({"timestamp", "byline"})
 
 
 @dataclass
@@ -106,7 +111,7 @@ def _title_shaped(p: str) -> bool:
 
 
 def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
-                url: str | None) -> int | None:
+                url: str | None, lang: str | None) -> int | None:
     """Index of the headline, or None.
 
     With a URL, the paragraph above the body sharing most tokens with the URL slug wins (slugs
@@ -131,14 +136,16 @@ def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
     for i in range(min(body_start, len(paras)) - 1, max(body_start - 8, -1), -1):
         if reasons[i] not in skip_ok:
             continue
-        if _title_shaped(paras[i]) and paragraph_score(paras[i]) < _BODY_MIN_SCORE:
+        if i and reasons[i - 1] in _DATELINE_REASONS and paras[i].count(" ") < 4:
+            continue  # a short line under the date is the source or author, not the headline
+        if _title_shaped(paras[i]) and paragraph_score(paras[i], lang) < _BODY_MIN_SCORE:
             return i
         if reasons[i] is None:
             break  # a kept non-title paragraph (e.g. a standfirst) between: stop looking
     # clean short article with no clear prose paragraph: the first kept line is the headline
     first = next((i for i, r in enumerate(reasons) if r is None), None)
     if first is not None and first == body_start and first + 1 < len(paras) \
-            and _title_shaped(paras[first]) and paragraph_score(paras[first]) < 0 \
+            and _title_shaped(paras[first]) and paragraph_score(paras[first], lang) < 0 \
             and any(r is None for r in reasons[first + 1:]):
         return first
     return None
@@ -154,7 +161,9 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
     n = len(paragraphs)
     reasons: list[str | None] = [None] * n
     tags: list[str] = []
-    words = [p.count(" ") + 1 for p in paragraphs]
+    # word_count inlined (a call per paragraph is a measurable share of a clean article's cost)
+    words = [p.count(" ") + 1 if len(p) <= _EXACT_CHARS
+             else (p.count(" ", 0, _COUNT_PREFIX) * len(p)) // _COUNT_PREFIX + 1 for p in paragraphs]
 
     if title:
         want = _norm(title)
@@ -162,10 +171,12 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
             if len(p) >= len(want) - 2 and _norm(p) == want:
                 reasons[i] = "title"
 
-    for i, p in enumerate(paragraphs):
-        if reasons[i] is not None:
-            continue
+    cap = rules.line_words_cap
+    short = bool(words) and min(words) <= cap  # else no rule can match: skip the loop
+    for i, p in enumerate(paragraphs if short else ()):
         w = words[i]
+        if w > cap or reasons[i] is not None:
+            continue
         tag_b = rules.tags_rules_for(w)
         line_b = rules.line_rules_for(w)
         if not tag_b.rules and not line_b.rules:
@@ -185,21 +196,31 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
             reasons[i] = hit[0].reason
 
     scores: dict[int, float] = {}
+    lang: str | None = ENGLISH
     if detect_content:
         idx = [i for i in range(n) if reasons[i] is None]
-        raw = [paragraph_score(paragraphs[i]) for i in idx]
+        raw, lang = score_page([paragraphs[i] for i in idx], [words[i] for i in idx])
         scores = dict(zip(idx, raw))
+        if rules.tail:
+            # Tail markers first, counting only prose words: a comment section or a teaser
+            # list that out-scores a short article must not be picked as its body.
+            _apply_tails(paragraphs, reasons, words, rules,
+                         _body_start(paragraphs, reasons, scores, lang), lang, scores)
+            kept_idx = [j for j, i in enumerate(idx) if reasons[i] is None]
+            if len(kept_idx) < len(idx):
+                idx = [idx[j] for j in kept_idx]
+                raw = [raw[j] for j in kept_idx]
         keep = select_body([paragraphs[i] for i in idx], scores=raw)
         for i, k in zip(idx, keep):
             if not k:
                 reasons[i] = "low_content"
 
-    body_start = _body_start(paragraphs, reasons, scores)
-    _apply_tails(paragraphs, reasons, words, rules, body_start)
+    body_start = _body_start(paragraphs, reasons, scores, lang)
+    _apply_tails(paragraphs, reasons, words, rules, body_start, lang)
 
     found_title = title
     if title is None:
-        t = _find_title(paragraphs, reasons, body_start, url)
+        t = _find_title(paragraphs, reasons, body_start, url, lang)
         if t is not None:
             reasons[t] = "title"
             found_title = paragraphs[t]
@@ -216,11 +237,12 @@ def _crumb_title(p: str) -> str | None:
     return last if last and _title_shaped(last) else None
 
 
-def _body_start(paras: list[str], reasons: list[str | None], scores: dict[int, float]) -> int:
+def _body_start(paras: list[str], reasons: list[str | None], scores: dict[int, float],
+                lang: str | None) -> int:
     for i, p in enumerate(paras):
         if reasons[i] is None:
             sc = scores.get(i)
-            if (paragraph_score(p) if sc is None else sc) >= _BODY_MIN_SCORE:
+            if (paragraph_score(p, lang) if sc is None else sc) >= _BODY_MIN_SCORE:
                 return i
     for i, r in enumerate(reasons):
         if r is None:
@@ -229,33 +251,41 @@ def _body_start(paras: list[str], reasons: list[str | None], scores: dict[int, f
 
 
 def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
-                 rules: RuleSet, body_start: int) -> None:
+                 rules: RuleSet, body_start: int, lang: str | None,
+                 prose_scores: dict[int, float] | None = None) -> None:
     """Drop from the first eligible tail marker to the end (in place).
 
     A rule with ``resume_words`` ends its block early at the first later paragraph of that
     many words that reads as prose: a "Most popular" box in the middle of a long feature
     must not take the rest of the article with it. Scanning then continues after the block.
+
+    With ``prose_scores`` (the pass before content detection) only paragraphs scoring as
+    prose count towards ``after_words``, and rules with ``resume_words`` are not applied:
+    cutting out just the marker's block would close the junk gap between the body and the
+    teasers after it, and the content detector would then join them.
     """
-    if not rules.tail:
-        return
+    if not rules.tail or min(words[body_start:], default=1 << 30) > rules.tail_words_cap:
+        return  # no rules, or every paragraph is too long for any marker
     n = len(paras)
 
     def zone_ok(rule: Rule) -> bool:
         return _in_zone(rule, i, n)
 
     body_words = 0
+    cap = rules.tail_words_cap
     i = 0
     while i < n:
         p = paras[i]
-        if i > body_start or (i == body_start and reasons[i] is not None):
+        if words[i] <= cap and (i > body_start or (i == body_start and reasons[i] is not None)):
             bucket = rules.tail_rules_for(words[i])
             hit = bucket.first_match(p, p.lower(), zone_ok) if bucket.rules else None
-            if hit is not None and body_words >= hit[0].after_words:
+            if hit is not None and body_words >= hit[0].after_words \
+                    and (prose_scores is None or hit[0].resume_words is None):
                 rule = hit[0]
                 end = n
                 if rule.resume_words is not None:
                     end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
-                                and paragraph_score(paras[j]) >= _BODY_MIN_SCORE), n)
+                                and paragraph_score(paras[j], lang) >= _BODY_MIN_SCORE), n)
                 for j in range(i, end):
                     if reasons[j] is None or reasons[j] == "low_content" or j == i:
                         reasons[j] = rule.reason
@@ -263,6 +293,7 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
                     return
                 i = end
                 continue
-        if reasons[i] is None:
+        if reasons[i] is None and (prose_scores is None
+                                   or prose_scores.get(i, 0.0) >= _BODY_MIN_SCORE):
             body_words += words[i]
         i += 1

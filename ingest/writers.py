@@ -55,7 +55,7 @@ class AtomicOutput:
         except BrokenPipeError:
             raise  # the reader of stdout went away (e.g. `| head`): not a disk problem
         except OSError as exc:
-            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+            raise OutputError(self._failed(exc)) from exc
         self.count += 1
 
     def commit(self) -> None:
@@ -66,7 +66,7 @@ class AtomicOutput:
             raise
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+            raise OutputError(self._failed(exc)) from exc
         try:
             if self._tmp is not None:
                 os.fsync(self._fh.fileno())
@@ -75,7 +75,11 @@ class AtomicOutput:
                 self._tmp = None
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from exc
+            raise OutputError(self._failed(exc)) from exc
+
+    def _failed(self, exc: OSError) -> str:
+        where = "stdout" if self.path == "-" else self.path
+        return f"{where}: write failed ({exc.strerror or exc}); free some space or choose another location"
 
     def abort(self) -> None:
         """Throw the partial output away (the final name is never touched)."""

@@ -164,3 +164,16 @@ def test_body_sentences_starting_like_rules_are_kept():
                    "Home owners near the pier say the noise will be a problem."]
     res = strip_boilerplate(body, load_rules(), detect_content=False)
     assert res.paragraphs == body
+
+
+def test_word_caps_skip_only_paragraphs_no_rule_can_match():
+    from ingest.rules import load_rules as _load
+
+    rules = _load()
+    longest = max(r.max_words for r in rules.line + rules.tags if r.max_words is not None)
+    assert rules.line_words_cap == longest
+    assert not rules.line_rules_for(rules.line_words_cap + 1).rules
+    assert not rules.tags_rules_for(rules.line_words_cap + 1).rules
+    assert not rules.tail_rules_for(rules.tail_words_cap + 1).rules
+    unbounded = parse_rules('[[rule]]\npattern = "x"\nreason = "widget"\n')
+    assert unbounded.line_words_cap > 10**6

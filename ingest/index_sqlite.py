@@ -1,0 +1,241 @@
+"""The embedded index: one SQLite file, no server.
+
+Why SQLite: one file users can copy, transactions that make a run's addition all-or-nothing
+(a SIGKILL mid-way rolls back on the next open), WAL so ``index stats`` reads while a run
+writes, and a B-tree on (band, key) that finds candidates without loading the index into
+memory.  datasketch's ``MinHashLSH`` with its dict storage would have to be unpickled whole by
+every run (~3.5 KB and ~43 us per article in RAM, dedupe/index.py) and rewritten whole after it.
+
+Tables: ``articles`` (id, run, shingle count, 512-byte signature), ``bands`` (band, key, art)
+WITHOUT ROWID -- the 28 band keys of ``dedupe.index.band_keys`` per article --, ``runs`` and
+``meta`` (parameters).  A run's articles get consecutive ``art`` numbers inside its one
+transaction, so ``runs`` records their range and forgetting a run needs no index on ``run``.
+
+Locking: ``BEGIN IMMEDIATE`` takes SQLite's writer lock at query time and keeps it until the
+run's articles are committed, so a second local job waits (busy timeout) and queries after the
+first has added.  The OS drops the lock when a process dies, and the uncommitted WAL frames
+are ignored: a killed run leaves the index as it was.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+from itertools import repeat
+
+import numpy as np
+
+from dedupe.index import band_keys
+from ingest.index_store import (
+    Candidates,
+    IndexParams,
+    IndexStats,
+    IndexStoreError,
+    RunInfo,
+    check_compatible,
+    failpoint,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, created TEXT NOT NULL,
+    articles INTEGER NOT NULL, first_art INTEGER, last_art INTEGER);
+CREATE TABLE IF NOT EXISTS articles(
+    art INTEGER PRIMARY KEY, run INTEGER NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
+    sig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bands(
+    band INTEGER NOT NULL, key INTEGER NOT NULL, art INTEGER NOT NULL,
+    PRIMARY KEY(band, key, art)) WITHOUT ROWID;
+"""
+_CHUNK = 500  # host parameters per IN (...) query
+
+
+class SqliteIndex:
+    def __init__(self, path: str, wait: float) -> None:
+        self.location = path
+        self.params: IndexParams | None = None
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise IndexStoreError(f"index {path}: folder {parent!r} does not exist; create it first")
+        if os.path.isdir(path):
+            raise IndexStoreError(f"index {path}: is a folder; give a file name")
+        try:
+            self.db = sqlite3.connect(path, timeout=wait, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # the commit that follows a written corpus must last
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"index {path}: not a thresher index ({exc})") from exc
+        self._in_txn = False
+
+    # -- parameters and runs --------------------------------------------------------------
+
+    def stored_params(self) -> IndexParams | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'params'").fetchone()
+        return IndexParams.from_json(json.loads(row[0])) if row else None
+
+    def ensure_params(self, params: IndexParams) -> None:
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('params', ?)", (json.dumps(params.to_json()),))
+        stored = self.stored_params()
+        assert stored is not None
+        check_compatible(self.location, stored, params)
+        self.params = stored
+
+    def has_run(self, run_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    # -- the writer section ---------------------------------------------------------------
+
+    def lock(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise IndexStoreError(f"index {self.location}: still locked by another run ({exc}); "
+                                  "try again when it has finished") from exc
+        self._in_txn = True
+
+    def candidates(self, sigs: np.ndarray, max_bucket: int) -> Candidates:
+        params = self._params()
+        n = sigs.shape[0]
+        if n == 0:
+            return Candidates.empty(params.num_perm)
+        db = self.db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS q(band INTEGER, key INTEGER, qi INTEGER)")
+        db.execute("DELETE FROM q")
+        qi = np.arange(n, dtype=np.int64).tolist()
+        for b in range(params.bands):
+            keys = band_keys(sigs, b, params.rows).view(np.int64).tolist()
+            db.executemany("INSERT INTO q VALUES (?, ?, ?)", zip(repeat(b), keys, qi))
+        rows = db.execute("SELECT q.rowid, q.qi, b.art FROM q JOIN bands b ON b.band = q.band AND b.key = q.key "
+                          "ORDER BY q.rowid, b.art").fetchall()
+        db.execute("DELETE FROM q")
+        if not rows:
+            return Candidates.empty(params.num_perm)
+        found_rows = np.array(rows, dtype=np.int64)
+        pairs = np.unique(_cap_buckets(found_rows, max_bucket)[:, 1:], axis=0)
+        arts = np.unique(pairs[:, 1]).tolist()
+        found: dict[int, tuple[int, str, int, bytes]] = {}
+        for lo in range(0, len(arts), _CHUNK):
+            part = arts[lo : lo + _CHUNK]
+            marks = ",".join("?" * len(part))
+            for art, run, aid, size, sig in db.execute(
+                    f"SELECT art, run, id, size, sig FROM articles WHERE art IN ({marks})", part):
+                found[art] = (run, aid, size, sig)
+        run_ids = dict(db.execute("SELECT seq, run_id FROM runs").fetchall())
+        keep = [k for k, art in enumerate(pairs[:, 1].tolist()) if art in found]
+        pairs = pairs[keep]
+        info = [found[a] for a in pairs[:, 1].tolist()]
+        return Candidates(
+            query=pairs[:, 0].copy(),
+            ids=[i[1] for i in info],
+            runs=[run_ids[i[0]] for i in info],
+            seqs=np.array([i[0] for i in info], dtype=np.int64),
+            sigs=np.frombuffer(b"".join(i[3] for i in info), dtype="<u4").reshape(len(info), params.num_perm)
+            if info else np.empty((0, params.num_perm), np.uint32),
+            sizes=np.array([i[2] for i in info], dtype=np.int64),
+        )
+
+    def add(self, run_id: str, ids: list[str], sigs: np.ndarray, sizes: np.ndarray) -> None:
+        if not self._in_txn:
+            raise RuntimeError("add() outside the writer section")
+        if self.has_run(run_id):
+            raise IndexStoreError(f"index {self.location}: run {run_id!r} is already there; "
+                                  "choose another --run-id or forget that run first")
+        params = self._params()
+        db = self.db
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        seq = db.execute("INSERT INTO runs(run_id, created, articles) VALUES (?, ?, ?)",
+                         (run_id, created, len(ids))).lastrowid
+        first = db.execute("SELECT COALESCE(MAX(art), 0) + 1 FROM articles").fetchone()[0]
+        arts = np.arange(first, first + len(ids), dtype=np.int64)
+        sigs = np.ascontiguousarray(sigs, dtype="<u4")
+        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?)",
+                       zip(arts.tolist(), repeat(seq), ids, sizes.tolist(), (s.tobytes() for s in sigs)))
+        failpoint("index-add")
+        for b in range(params.bands):
+            keys = band_keys(sigs, b, params.rows).view(np.int64)
+            order = np.argsort(keys, kind="stable")  # B-tree order: far fewer page splits
+            db.executemany("INSERT INTO bands VALUES (?, ?, ?)",
+                           zip(repeat(b), keys[order].tolist(), arts[order].tolist()))
+        db.execute("UPDATE runs SET first_art = ?, last_art = ? WHERE seq = ?",
+                   (first, first + len(ids) - 1, seq))
+
+    def commit(self) -> None:
+        if self._in_txn:
+            self.db.execute("COMMIT")
+            self._in_txn = False
+
+    def rollback(self) -> None:
+        if self._in_txn:
+            self._in_txn = False
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass  # SQLite already rolled back (e.g. after an I/O error)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def stats(self) -> IndexStats:
+        runs = [RunInfo(r, s, a, c) for s, r, a, c in
+                self.db.execute("SELECT seq, run_id, articles, created FROM runs ORDER BY seq")]
+        size = sum(os.path.getsize(p) for p in (self.location, self.location + "-wal")
+                   if os.path.exists(p))
+        return IndexStats(self.location, "sqlite", sum(r.articles for r in runs), runs,
+                          self.stored_params(), size)
+
+    def forget(self, run_id: str) -> int:
+        self.lock()
+        try:
+            row = self.db.execute("SELECT seq, first_art, last_art FROM runs WHERE run_id = ?",
+                                  (run_id,)).fetchone()
+            if row is None:
+                raise IndexStoreError(f"index {self.location}: no run {run_id!r} "
+                                      "(thresher index stats lists the runs)")
+            seq, first, last = row
+            params = self._params()
+            removed = 0
+            if first is not None:
+                cur = self.db.execute("SELECT art, sig FROM articles WHERE art BETWEEN ? AND ? ORDER BY art",
+                                      (first, last))
+                while batch := cur.fetchmany(10_000):
+                    arts = [a for a, _ in batch]
+                    sigs = np.frombuffer(b"".join(s for _, s in batch), dtype="<u4").reshape(len(batch), -1)
+                    for b in range(params.bands):
+                        keys = band_keys(sigs, b, params.rows).view(np.int64).tolist()
+                        self.db.executemany("DELETE FROM bands WHERE band = ? AND key = ? AND art = ?",
+                                            zip(repeat(b), keys, arts))
+                    removed += len(batch)
+                self.db.execute("DELETE FROM articles WHERE art BETWEEN ? AND ?", (first, last))
+            self.db.execute("DELETE FROM runs WHERE seq = ?", (seq,))
+            self.commit()
+            return removed
+        finally:
+            self.rollback()
+
+    def close(self) -> None:
+        self.rollback()
+        self.db.close()
+
+    def _params(self) -> IndexParams:
+        if self.params is None:
+            self.params = self.stored_params()
+        if self.params is None:
+            raise IndexStoreError(f"index {self.location} is empty (no parameters stored yet)")
+        return self.params
+
+
+def _cap_buckets(rows: np.ndarray, max_bucket: int) -> np.ndarray:
+    """(probe, query, art) rows, grouped by probe (one query band), arts ascending: keep each
+    bucket's first max_bucket articles, as the in-run index pairs a huge bucket only with its
+    first members (a flood costs O(max_bucket) per query, not O(bucket))."""
+    if rows.shape[0] <= max_bucket:
+        return rows
+    probe = rows[:, 0]
+    start = np.ones(probe.size, dtype=bool)
+    start[1:] = probe[1:] != probe[:-1]
+    first = np.flatnonzero(start)
+    pos = np.arange(probe.size) - first[np.cumsum(start) - 1]
+    return rows[pos < max_bucket]

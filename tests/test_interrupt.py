@@ -1,0 +1,129 @@
+"""Interruptions: Ctrl-C, SIGTERM and SIGKILL on a real `thresher ingest` process.
+
+A stopped run leaves no corpus under the final name, says so in one line and exits with
+130 (SIGINT) or 143 (SIGTERM). A killed run leaves at most a `.NAME.thresher-tmp-PID` file,
+which the next run ignores. No times are asserted: each test waits until the run is
+demonstrably mid-way (its temporary corpus exists and its pool workers are up) before
+signalling it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+THRESHER = str(Path(sys.executable).with_name("thresher"))
+ARTICLES = 30_000
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="POSIX signals, Linux /proc")
+
+
+@pytest.fixture(scope="module")
+def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~14 MB of small invented articles: long enough that a run is still going when signalled."""
+    rng = random.Random(1)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(5000)]
+    path = tmp_path_factory.mktemp("dump") / "big.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(ARTICLES):
+            body = " ".join(rng.choices(words, k=60))
+            f.write(f"===== a{i}\nThe council said on Monday that {body}.\n")
+    return path
+
+
+def start(dump: Path, out: Path, spill: Path, workers: int = 2) -> subprocess.Popen[bytes]:
+    spill.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [THRESHER, "ingest", str(dump), "-o", str(out), "--duplicates", str(out.with_suffix(".dups.jsonl")),
+         "--tmp-dir", str(spill), "--workers", str(workers), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def _workers_ignoring_sigint(pid: int) -> int:
+    """How many of the run's pool workers already ignore SIGINT (Linux /proc)."""
+    count = 0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                status = Path(f"/proc/{child}/status").read_text()
+            except OSError:
+                continue
+            ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+            if b"spawn_main" in cmdline and ignored & (1 << (signal.SIGINT - 1)):
+                count += 1
+    return count
+
+
+def wait_until_midway(proc: subprocess.Popen[bytes], out: Path, workers: int = 2) -> None:
+    """Until the temporary corpus exists and every pool worker is up (it ignores SIGINT once
+    its initializer ran): the run is demonstrably mid-way, whatever the pipeline spills when."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"run ended before it could be signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+        if any(p.name.startswith(f".{out.name}.thresher-tmp-") for p in out.parent.iterdir()) and (
+            _workers_ignoring_sigint(proc.pid) >= workers
+        ):
+            return
+        time.sleep(0.05)
+    pytest.fail("the run never got going")
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "sig,code,message",
+    [
+        (signal.SIGINT, 130, "thresher: interrupted; no output was written under its final name\n"),
+        (signal.SIGTERM, 143, "thresher: terminated; no output was written under its final name\n"),
+    ],
+)
+def test_signal_stops_cleanly(tmp_path: Path, big_dump: Path, sig: signal.Signals, code: int, message: str) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out, spill = out_dir / "corpus.jsonl", tmp_path / "spill"
+    proc = start(big_dump, out, spill)
+    wait_until_midway(proc, out)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group, workers included
+    else:
+        proc.send_signal(sig)  # `kill PID`: the parent alone
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr.decode()
+    assert stderr.decode() == message  # one line, and no worker traceback either
+    assert stdout == b""
+    assert leftovers(out_dir) == []  # no corpus, no duplicates record, no temporary file
+    assert leftovers(spill) == []
+
+
+def test_killed_run_leaves_only_a_temporary_file_the_next_run_ignores(tmp_path: Path, big_dump: Path) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out, spill = out_dir / "corpus.jsonl", tmp_path / "spill"
+    proc = start(big_dump, out, spill)
+    wait_until_midway(proc, out)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    left = leftovers(out_dir)
+    assert left and all(n.startswith(".") and n.endswith(f".thresher-tmp-{proc.pid}") for n in left), left
+    assert not out.exists()
+
+    small = tmp_path / "small.txt"
+    small.write_text("===== s1\nThe ferry board said on Monday that fares would rise in the spring.\n"
+                     "===== s2\nThe library opened its new reading room to the public on Saturday.\n")
+    again = subprocess.run([THRESHER, "ingest", str(small), "-o", str(out), "-q", "--workers", "1"],
+                           capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert [line.split(b'"')[3] for line in out.read_bytes().splitlines()] == [b"s1", b"s2"]
+    assert leftovers(out_dir) == sorted([*left, out.name])  # the stale file is left alone, not read
