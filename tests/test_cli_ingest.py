@@ -177,3 +177,24 @@ def test_explain_shows_removed_lines_with_reasons() -> None:
     assert "comments" in result.stderr and "Post a comment" in result.stderr
     assert "Post a comment" not in result.stdout
     assert [r["id"] for r in parse_stdout(result)] == ["river-001", "bridge-003", "council-004", "market-005"]
+
+
+def test_user_rules_file_adds_rules(tmp_path: Path) -> None:
+    dump = write_dump(tmp_path / "dump.txt", {"library-2": ARTICLE_B + "\nLibrary Weekly is printed on recycled paper."})
+    rules = tmp_path / "mine.toml"
+    rules.write_text("[[rule]]\npattern = '''Library Weekly is printed on .*'''\nzone = \"foot\"\nsize = 2\n"
+                     "reason = \"footer\"\n")
+    without = parse_stdout(run("ingest", str(dump), "-q"))
+    with_rules = parse_stdout(run("ingest", str(dump), "-q", "--rules", str(rules)))
+    assert "recycled paper" in without[0]["text"]
+    assert with_rules[0]["text"] == "\n\n".join(ARTICLE_B.splitlines()[1:])
+    assert with_rules[0]["removed"] == {"footer": 1, "title": 1}
+
+
+def test_bad_rules_file_is_one_line_exit_1(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.toml"
+    rules.write_text("[[rule]]\npattern = '''(unclosed'''\nreason = \"x\"\n")
+    result = run("ingest", str(DATA / "sample_dump.txt"), "-q", "--rules", str(rules))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {rules}: rule #1")
+    assert len(result.stderr.splitlines()) == 1
