@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Benchmark `thresher ingest` end to end (not part of the test suite).
+
+    python scripts/benchmark.py --docs 50000                  # generate the reference corpus, run
+    python scripts/benchmark.py --corpus path/to/corpus.jsonl -- --workers 2
+    python scripts/benchmark.py --docs 50000 --runs 3 -- --no-boilerplate --no-paragraphs --workers 1
+
+Everything after `--` is passed to `thresher ingest`. Prints, per run and as the median of the
+runs: articles/s, MB/s, peak RSS of the whole run (parent and workers), and the index bytes per
+article the run reported. The corpus generator is ../shared/bench/gen_corpus.py (outside the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = ROOT.parent / "shared" / "bench" / "gen_corpus.py"
+
+
+def corpus_for(docs: int, cache: Path) -> Path:
+    out = cache / f"bench{docs}"
+    corpus = out / "corpus.jsonl"
+    if not corpus.exists():
+        if not GENERATOR.exists():
+            sys.exit(f"{GENERATOR} not found: pass --corpus PATH instead")
+        subprocess.run([sys.executable, str(GENERATOR), "--docs", str(docs), "--out", str(out)], check=True)
+    return corpus
+
+
+def run_once(corpus: Path, extra: list[str], workdir: Path) -> dict[str, float]:
+    out, report = workdir / "out.jsonl", workdir / "report.json"
+    thresher = Path(sys.executable).with_name("thresher")
+    cmd = [str(thresher), "ingest", str(corpus), "-o", str(out), "--report", str(report), "--quiet", *extra]
+    # Peak RSS of the run: a fresh `time -v`-like reading via a wrapper process, so earlier runs
+    # in this process do not count (RUSAGE_CHILDREN keeps the maximum over all children ever).
+    wrapper = (
+        "import resource,subprocess,sys;"
+        "r=subprocess.run(sys.argv[1:]);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+        "sys.exit(r.returncode)"
+    )
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", wrapper, *cmd], stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"thresher failed ({done.returncode}): {done.stderr}")
+    peak_kb = int(done.stderr.strip().splitlines()[-1])
+    summary = json.loads(report.read_text())
+    articles = summary["counts"]["read"]
+    return {
+        "seconds": seconds,
+        "articles_per_s": articles / seconds,
+        "mb_per_s": corpus.stat().st_size / 1e6 / seconds,
+        "peak_rss_mb": peak_kb / 1024,
+        "index_bytes_per_article": summary.get("index_bytes_per_article") or 0.0,
+        "kept": summary["counts"]["kept"],
+        "duplicates": summary["counts"]["duplicates"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=50_000, help="generate a reference corpus of this size")
+    parser.add_argument("--corpus", type=Path, help="use this JSONL corpus instead of generating one")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "thresher-bench")
+    parser.add_argument("extra", nargs="*", help="options for thresher ingest (after --)")
+    args = parser.parse_args()
+    corpus = args.corpus or corpus_for(args.docs, args.cache)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="thresher-bench-") as tmp:
+        for i in range(args.runs):
+            row = run_once(corpus, args.extra, Path(tmp))
+            rows.append(row)
+            print(f"run {i + 1}: " + "  ".join(f"{k} {v:,.1f}" for k, v in row.items()), flush=True)
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    print(f"median of {args.runs}: corpus {corpus} options {' '.join(args.extra) or '(defaults)'} cpus {os.cpu_count()}")
+    print("  ".join(f"{k} {v:,.1f}" for k, v in med.items()))
+
+
+if __name__ == "__main__":
+    main()
