@@ -23,7 +23,15 @@ from typing import Protocol
 import numpy as np
 
 from .config import DedupeConfig
-from .index import band_keys, candidate_pairs, lsh_params
+from .index import (
+    PairSet,
+    band_keys,
+    bucket_runs,
+    lsh_params,
+    pair_codes,
+    run_positions,
+    split_codes,
+)
 
 KEEP_POLICIES = ("first", "longest", "earliest-date")
 
@@ -88,6 +96,12 @@ class _Column:
         self.blocks[-1][i] = value
         self.n += 1
 
+    def filled(self):
+        """(block, rows used) for every block."""
+        last = len(self.blocks) - 1
+        for k, b in enumerate(self.blocks):
+            yield b, (self.n - last * self.BLOCK if k == last else self.BLOCK)
+
     def column_slice(self, lo: int, hi: int) -> np.ndarray:
         """Columns [lo, hi) of all rows (2-D columns), concatenated."""
         parts = [b[:, lo:hi] for b in self.blocks]
@@ -103,13 +117,13 @@ class _Column:
         shape = (idx.size,) if self.width is None else (idx.size, self.width)
         out = np.empty(shape, dtype=self.dtype)
         if len(self.blocks) == 1:
-            return self.blocks[0][idx]
+            return np.take(self.blocks[0], idx, axis=0)  # (fancy indexing of rows is ~10x slower)
         blk = idx >> 16
         off = idx & (self.BLOCK - 1)
         for b in range(int(blk.min()), int(blk.max()) + 1):
             m = blk == b
             if m.any():
-                out[m] = self.blocks[b][off[m]]
+                out[m] = np.take(self.blocks[b], off[m], axis=0)
         return out
 
 
@@ -129,6 +143,94 @@ def exact_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     inter = np.intersect1d(a, b, assume_unique=True).size
     return inter / (a.size + b.size - inter), inter / min(a.size, b.size)
+
+
+_FP_MULT = np.uint32(0x9E3779B1)
+_NIBBLES = np.uint64(0x1111111111111111)
+_BYTE_LO = np.uint64(0x0F0F0F0F0F0F0F0F)
+_BYTES = np.uint64(0x0101010101010101)
+_ONE = np.uint64(1)
+_TWO = np.uint64(2)
+_FOUR = np.uint64(4)
+_FIFTY_SIX = np.uint64(56)
+_CHUNK = 1 << 13  # pairs (or rows) per vectorised block: temporaries stay in cache
+
+
+def _fingerprint_rows(v: np.ndarray, words: int) -> np.ndarray:
+    """4 bits per signature value (top bits of a multiplicative hash), packed 16 to a uint64:
+    equal values give equal nibbles, so equal nibbles bound equal values from above."""
+    h = v * _FP_MULT
+    h >>= np.uint32(28)
+    if h.shape[1] & 1:
+        h = np.concatenate([h, np.zeros((h.shape[0], 1), np.uint32)], axis=1)
+    b = (h[:, 0::2] | (h[:, 1::2] << np.uint32(4))).astype(np.uint8)
+    out = np.zeros((v.shape[0], words * 8), np.uint8)
+    out[:, : b.shape[1]] = b
+    return out.view(np.uint64)
+
+
+def _unequal_nibbles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the number of nibbles that differ between a and b ((m, w) uint64 each)."""
+    x = a ^ b
+    np.bitwise_or(x, x >> _ONE, out=x)
+    np.bitwise_or(x, x >> _TWO, out=x)
+    np.bitwise_and(x, _NIBBLES, out=x)
+    w = x.shape[1]
+    if w > 15:  # a nibble would overflow while summing words
+        return np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+    s = x[:, 0].copy()
+    for k in range(1, w):
+        s += x[:, k]
+    s = (s & _BYTE_LO) + ((s >> _FOUR) & _BYTE_LO)
+    s *= _BYTES
+    s >>= _FIFTY_SIX
+    return s.astype(np.int64)
+
+
+# Candidate policy of the in-run finder.  A band value shared by many articles is mostly a
+# common phrase, not evidence: on the 50k bench corpus (sentences recombined from a small pool)
+# most bands' buckets beyond a handful of members are such, and their pairs grow with the corpus
+# (42 candidate pairs per article at 50k, 159 at 500k with all pairs of buckets up to 100).
+# Buckets of up to FULL_BUCKET members give all their pairs (the eval set's largest bucket has
+# 9, so its results are unchanged); a larger bucket pairs each member with its first
+# LARGE_BUCKET_LINKS members (by add order): a flood of copies still links to one article, and
+# true duplicates share many bands, nearly always also a small bucket.  Measured: identical
+# clusters on the eval set and the 50k bench; at 500k 1 of 50,000 true copies (edit rate 0.05)
+# is missed (all bands it shared with its original were common ones); 12.5 pairs per article at
+# 50k, 36 at 500k.
+FULL_BUCKET = 16
+LARGE_BUCKET_LINKS = 1
+_POLICY: tuple[int, int] | None = None  # (full, links) override, for experiments and tests
+STATS = [0, 0, 0]  # candidate pairs, pairs passing the fingerprint bound, verified (diagnostics)
+
+
+def _position_pairs(first, pos, in_full, full: int, links: int, min_gap: int):
+    """Candidate pairs of one band as positions into its ``bucket_runs`` members, in blocks
+    of at most ``_CHUNK``: in buckets of up to ``full`` members every pair at least ``min_gap``
+    positions apart (earlier position first); in larger ones every member with each of the
+    bucket's first ``links`` members."""
+    pa: list[np.ndarray] = []
+    pb: list[np.ndarray] = []
+    cand = np.flatnonzero(in_full & (pos >= min_gap))
+    d = min_gap
+    while cand.size:
+        pa.append(cand - d)
+        pb.append(cand)
+        d += 1
+        cand = cand[pos[cand] >= d]
+    cand = np.flatnonzero(~in_full)
+    for q in range(links):
+        cand = cand[pos[cand] > q]
+        if not cand.size:
+            break
+        pa.append(first[cand] + q)
+        pb.append(cand)
+    if not pa:
+        return
+    a = np.concatenate(pa)
+    b = np.concatenate(pb)
+    for lo in range(0, a.size, _CHUNK):
+        yield a[lo : lo + _CHUNK], b[lo : lo + _CHUNK]
 
 
 class NearDuplicateFinder:
@@ -193,6 +295,159 @@ class NearDuplicateFinder:
             jac[lo : lo + step] = np.count_nonzero(sa == sb, axis=1) / self.config.num_perm
         return jac, containment_from_jaccard(jac, sizes[i], sizes[j])
 
+    def _passes(self, jac: np.ndarray, si: np.ndarray, sj: np.ndarray):
+        """(links?, containment) of pairs with Jaccard ``jac`` and shingle counts si, sj."""
+        cfg = self.config
+        con = containment_from_jaccard(jac, si, sj)
+        ok = (jac >= cfg.jaccard_threshold) | (
+            (con >= cfg.containment_threshold)
+            & (np.minimum(si, sj) >= cfg.min_containment_shingles)
+        )
+        return ok, con
+
+    def _count_needed(self, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+        """A lower bound (float) on the number of equal signature values a pair with shingle
+        counts sa, sb (float arrays) needs to link: ``_passes`` is monotone in the count, and
+        this solves it for the count with a safety margin far above rounding error, so every
+        pair that passes has at least this many equal values."""
+        cfg = self.config
+        m = cfg.num_perm
+        jac_need = cfg.jaccard_threshold * m
+        if cfg.containment_threshold <= 0.0 or jac_need <= 0.0:
+            return np.zeros(sa.shape)
+        small = np.minimum(sa, sb)
+        t = cfg.containment_threshold * small
+        # containment c >= t/small  <=>  j (sa + sb) / (1 + j) >= t  <=>  j >= t / (sa + sb - t)
+        need = t * m / (sa + sb - t)
+        need[small < max(cfg.min_containment_shingles, 1)] = np.inf
+        np.minimum(need, jac_need, out=need)
+        need -= 1e-6 * m
+        return need
+
+    def _all_band_keys(self, bands: int, rows: int, live: np.ndarray | None) -> list[np.ndarray]:
+        """One uint64 key array per band, computed in one pass over the signatures (a band at
+        a time would read every signature's cache line once per band).  With two rows a band's
+        key is its two uint32 values viewed as one uint64 (a bijection of ``band_keys``' key,
+        so the buckets are the same)."""
+        n = self._sigs.n
+        out = [np.empty(n, np.uint64) for _ in range(bands)]
+        pos = 0
+        step = 1 << 11
+        for blk, m in self._sigs.filled():
+            for lo in range(0, m, step):
+                hi = min(m, lo + step)
+                if rows == 2:
+                    v = np.ascontiguousarray(blk[lo:hi, : 2 * bands]).view(np.uint64)
+                    for b in range(bands):
+                        out[b][pos + lo : pos + hi] = v[:, b]
+                else:
+                    for b in range(bands):
+                        out[b][pos + lo : pos + hi] = band_keys(blk[lo:hi], b, rows)
+            pos += m
+        if live is not None:
+            out = [k[live] for k in out]
+        return out
+
+    def _fingerprints(self) -> np.ndarray:
+        words = (self.config.num_perm + 15) // 16
+        out = np.empty((self._sigs.n, words), np.uint64)
+        pos = 0
+        for b, m in self._sigs.filled():
+            for lo in range(0, m, _CHUNK):
+                hi = min(m, lo + _CHUNK)
+                out[pos + lo : pos + hi] = _fingerprint_rows(b[lo:hi], words)
+            pos += m
+        return out
+
+    def _verified_links(self, sizes: np.ndarray):
+        """Every LSH candidate pair that verifies: (i, j, Jaccard, containment), i < j, sorted.
+
+        Bands are processed one at a time: their buckets are found by sorting (``bucket_runs``)
+        and each candidate pair is checked at once, so neither all band keys nor all candidate
+        pairs are ever held together.  Without a shingle store a pair is first bounded with
+        4-bit fingerprints of the signatures (equal values give equal nibbles, so the count of
+        equal nibbles bounds the count of equal values from above, and the link test is
+        monotone in it); only pairs that could pass are compared on the full signatures.
+        """
+        cfg = self.config
+        live_mask = sizes > 0
+        live = None if live_mask.all() else np.flatnonzero(live_mask)
+        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
+        full, links = self._bucket_policy()
+        empty = np.empty(0, np.int64)
+        if self._store is not None:  # exact verification: collect the distinct candidates first
+            acc = PairSet()
+            keys = self._all_band_keys(bands, rows, live)
+            for band in range(bands):
+                members, starts, lengths = bucket_runs(keys[band])
+                keys[band] = None
+                if live is not None:
+                    members = live[members]
+                first, pos = run_positions(starts, lengths)
+                in_full = np.repeat(lengths <= full, lengths)
+                for pa, pb in _position_pairs(first, pos, in_full, full, links, 1):
+                    acc.add(pair_codes(members[pa], members[pb]))
+            i, j = split_codes(acc.codes())
+            jac, con = self._similarity(i, j, sizes)
+            ok = (jac >= cfg.jaccard_threshold) | (
+                (con >= cfg.containment_threshold)
+                & (np.minimum(sizes[i], sizes[j]) >= cfg.min_containment_shingles)
+            )
+            return i[ok], j[ok], jac[ok], con[ok]
+        fp = self._fingerprints()
+        num_perm = cfg.num_perm
+        need = self._count_needed
+        maybe_codes = PairSet()
+        keys = self._all_band_keys(bands, rows, live)
+        for band in range(bands):
+            members, starts, lengths = bucket_runs(keys[band])
+            keys[band] = None  # free as we go
+            if not members.size:
+                continue
+            if live is not None:
+                members = live[members]
+            fm = np.take(fp, members, axis=0)
+            sm = sizes[members].astype(np.float64)
+            first, pos = run_positions(starts, lengths)
+            in_full = np.repeat(lengths <= full, lengths)
+            # neighbours in a bucket (most pairs): compared on contiguous slices, no gather
+            adjacent = in_full[1:] & (pos[1:] >= 1)
+            for lo in range(0, members.size - 1, _CHUNK):
+                hi = min(members.size - 1, lo + _CHUNK)
+                bound = num_perm - _unequal_nibbles(fm[lo:hi], fm[lo + 1 : hi + 1])
+                maybe = adjacent[lo:hi] & (bound >= need(sm[lo:hi], sm[lo + 1 : hi + 1]))
+                STATS[0] += int(adjacent[lo:hi].sum())
+                if maybe.any():
+                    STATS[1] += int(maybe.sum())
+                    p = np.flatnonzero(maybe) + lo
+                    maybe_codes.add(pair_codes(members[p], members[p + 1]))
+            for pa, pb in _position_pairs(first, pos, in_full, full, links, 2):
+                bound = num_perm - _unequal_nibbles(np.take(fm, pa, axis=0), np.take(fm, pb, axis=0))
+                maybe = bound >= need(sm[pa], sm[pb])
+                STATS[0] += pa.size
+                if maybe.any():
+                    STATS[1] += int(maybe.sum())
+                    maybe_codes.add(pair_codes(members[pa[maybe]], members[pb[maybe]]))
+        del fp
+        # pairs that may link (true duplicates collide in many bands: verified once each)
+        i, j = split_codes(maybe_codes.codes())
+        jac = np.empty(i.size)
+        for lo in range(0, i.size, _CHUNK):
+            sa = self._sigs.take(i[lo : lo + _CHUNK])
+            sb = self._sigs.take(j[lo : lo + _CHUNK])
+            jac[lo : lo + _CHUNK] = np.count_nonzero(sa == sb, axis=1) / num_perm
+        ok, con = self._passes(jac, sizes[i], sizes[j])
+        STATS[2] += int(ok.sum())
+        return i[ok], j[ok], jac[ok], con[ok]
+
+    def _bucket_policy(self) -> tuple[int, int]:
+        """(full, links): buckets of up to ``full`` members give all their pairs; in a larger
+        bucket each member is paired with the bucket's first ``links`` members only."""
+        if _POLICY is not None:
+            return _POLICY
+        cap = self.config.max_bucket
+        return min(cap, FULL_BUCKET), min(cap, LARGE_BUCKET_LINKS)
+
     # -- clustering ---------------------------------------------------------------------------
 
     def _keep_order(self, keep: str, n: int, lengths: np.ndarray) -> np.ndarray:
@@ -229,26 +484,8 @@ class NearDuplicateFinder:
         lengths = self._lengths.all()
         keep_rank = self._keep_order(keep, n, lengths)
 
-        # 1. candidates (articles without shingles never link)
-        live = np.flatnonzero(sizes > 0)
-        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
-
-        cols = []
-        for b in range(bands):
-            sl = self._sigs.column_slice(b * rows, (b + 1) * rows)[live]
-            cols.append(band_keys(sl, 0, rows))
-        pairs = candidate_pairs(cols, cfg.max_bucket)
-        del cols
-        i = live[pairs[:, 0]]
-        j = live[pairs[:, 1]]
-
-        # 2. verification
-        jac, con = self._similarity(i, j, sizes)
-        small = np.minimum(sizes[i], sizes[j])
-        ok = (jac >= cfg.jaccard_threshold) | (
-            (con >= cfg.containment_threshold) & (small >= cfg.min_containment_shingles)
-        )
-        i, j, jac, con = i[ok], j[ok], jac[ok], con[ok]
+        # 1.-2. LSH candidates, verified band by band (articles without shingles never link)
+        i, j, jac, con = self._verified_links(sizes)
 
         # 3. chaining-safe star clustering in representative priority order
         if cfg.representative == "largest":

@@ -48,26 +48,82 @@ _S32 = _U64(32)
 
 def _build_table() -> np.ndarray:
     """Code point -> itself (letters, marks, numbers), ``0`` (decimal digits) or ``_SEP``."""
-    table = np.empty(sys.maxunicode + 1, dtype=np.uint32)
-    for cp in range(sys.maxunicode + 1):
-        ch = chr(cp)
-        cat = unicodedata.category(ch)
-        if cat == "Nd":
-            table[cp] = _DIGIT
-        elif cat[0] in _KEEP_CATEGORIES:
-            table[cp] = cp
-        else:
-            table[cp] = _SEP
+    category = unicodedata.category
+    cats = [category(chr(cp)) for cp in range(sys.maxunicode + 1)]
+    table = np.arange(sys.maxunicode + 1, dtype=np.uint32)
+    keep = np.fromiter((c[0] in _KEEP_CATEGORIES for c in cats), dtype=bool, count=len(cats))
+    digit = np.fromiter((c == "Nd" for c in cats), dtype=bool, count=len(cats))
+    table[~keep] = _SEP
+    table[digit] = _DIGIT
     return table
 
 
+# The table depends only on the Unicode database and on _build_table: building it costs ~0.5-1.5 s
+# per process (and per spawned worker), loading it ~1 ms.  It is cached as a .npy file named
+# after the Unicode version and a digest of the code that builds it, so a Python with another
+# Unicode database, or a change of the mapping, gets a table of its own; a missing, unreadable or
+# malformed file is rebuilt, and an unwritable cache directory only costs the build.
+_TABLE_CODE_VERSION = 2  # bump when the mapping changes in a way the digest below cannot see
 _TABLE: np.ndarray | None = None
+
+
+def _table_cache_path() -> str | None:
+    base = os.environ.get("THRESHER_CACHE_DIR")
+    if base is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "thresher")
+    if base == "":  # THRESHER_CACHE_DIR="" disables the cache
+        return None
+    import hashlib
+    import inspect
+
+    try:
+        source = inspect.getsource(_build_table)
+    except (OSError, TypeError):  # no source (frozen or zipped install): the version number only
+        source = ""
+    spec = repr((_TABLE_CODE_VERSION, source, _KEEP_CATEGORIES, int(_SEP), int(_DIGIT),
+                 sys.maxunicode))
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
+    return os.path.join(base, f"codepoints-{unicodedata.unidata_version}-{digest}.npy")
+
+
+def _load_table(path: str) -> np.ndarray | None:
+    try:
+        t = np.load(path, mmap_mode="r", allow_pickle=False)  # shared by every process
+    except (OSError, ValueError):
+        return None
+    if t.dtype != np.uint32 or t.shape != (sys.maxunicode + 1,) or not t.flags.c_contiguous:
+        return None
+    probes = {"a": ord("a"), "\u00e9": 0xE9, "7": int(_DIGIT), " ": int(_SEP), "\u4e00": 0x4E00}
+    if any(int(t[ord(ch)]) != v for ch, v in probes.items()):  # a damaged or foreign file
+        return None
+    return t.view(np.ndarray)  # a plain array over the mapping (the view keeps it open)
+
+
+def _store_table(path: str, table: np.ndarray) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, table, allow_pickle=False)
+        os.replace(tmp, path)  # atomic: concurrent workers never see a partial file
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _table() -> np.ndarray:
     global _TABLE
     if _TABLE is None:
-        _TABLE = _build_table()
+        path = _table_cache_path()
+        table = _load_table(path) if path else None
+        if table is None:
+            table = _build_table()
+            if path:
+                _store_table(path, table)
+        _TABLE = table
     return _TABLE
 
 
