@@ -55,8 +55,32 @@ def _check_outputs(kw: dict[str, Any], outputs: Outputs) -> None:
             raise OneLineUsageError(f"{seen[key]} and {flag} both name {path!r}; give each output its own file")
         seen[key] = flag
     for flag, path in named:
+        if flag == "-o" and kw.get("engine") == "ray" and path and _is_folder_target(path):
+            continue  # the Ray engine writes part-NNNNN.jsonl files into a folder
         if path and path != "-":
             AtomicOutput(path).abort()  # creates and removes the temporary file: OutputError says why not
+
+
+def _is_folder_target(path: str) -> bool:
+    from ingest.ray_engine import is_folder_target
+
+    return is_folder_target(path)
+
+
+def _run_engine(kw: dict[str, Any], sources: list[Any], options: IngestOptions, outputs: Outputs,
+                progress: Any) -> Summary:
+    if kw["engine"] != "ray":
+        if kw["ray_address"]:
+            raise OneLineUsageError("--ray-address needs --engine ray")
+        return run_ingest(sources, options, outputs, progress)
+    from ingest.ray_engine import RayNotInstalled, require_ray, run_ingest_ray
+
+    try:
+        require_ray()
+    except RayNotInstalled as exc:
+        raise click.ClickException(str(exc)) from exc
+    return run_ingest_ray(sources, options, outputs, progress, address=kw["ray_address"],
+                          num_cpus=kw["workers"])
 
 
 def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,6 +157,12 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Write a JSON summary (counts, removals by reason, options, seconds)."),
         click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
                      help="Folder for the run's temporary spill files (default: the system's)."),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: worker processes on this machine; ray: a Ray cluster "
+                          "(pip install 'thresher[ray]'). Same output either way."),
+        click.option("--ray-address", default=None, metavar="ADDRESS",
+                     help="With --engine ray: an existing cluster ('auto', 'ray://head:10001'); "
+                          "default: a local Ray instance."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on stderr."),
     ]
     for decorator in reversed(decorators):
@@ -189,7 +219,7 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
             raise OneLineUsageError(str(exc)) from exc
         _check_outputs(kw, outputs)
         with progress_bar(console, not kw["quiet"]) as progress:
-            summary = run_ingest(sources, options, outputs, progress)
+            summary = _run_engine(kw, sources, options, outputs, progress)
         if kw["report"]:
             write_json_atomically(kw["report"], summary.to_report())
     except BrokenPipeError:
@@ -221,8 +251,8 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
                           "--rejects PATH keeps them with reasons[/]")
     if summary.index is not None and not kw["quiet"]:
         ix = summary.index
-        console.print(f"index {ix['location']}: run [bold]{ix['run_id']}[/]: {ix['matched']:,} kept "
-                      f"article(s) matched earlier runs ({ix['duplicates_of_earlier_runs']:,} dropped), "
+        console.print(f"index {ix['location']}: run [bold]{ix['run_id']}[/]: {ix['matched']:,} "
+                      f"cluster(s) matched earlier runs ({ix['duplicates_of_earlier_runs']:,} dropped), "
                       f"{ix['added']:,} added")
     if kw.get("explain"):
         print_explanations(console, summary, list(kw["explain"]))

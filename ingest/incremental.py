@@ -4,11 +4,12 @@ The order is what makes batches safe:
 
 1. ``IndexRun(...)`` before reading: the index's parameters must match this run's options and
    the run id must be new -- a mismatch fails in a second, not after an hour of cleaning.
-2. ``match`` after in-run clustering: takes the index's writer lock, then queries every article
-   the run would keep.  A kept article that verifies against an indexed one becomes a
-   duplicate of that original, and so do its in-run duplicates.
+2. ``match`` after in-run clustering: takes the index's writer lock, then queries the run's
+   articles.  An in-run cluster any member of which verifies against an indexed article
+   becomes, whole, a duplicate of that article's original (the article its run kept).
 3. The pipeline writes and commits its outputs (the lock is still held).
-4. ``commit``: adds the articles the run kept, then releases the lock.  A run that fails or is
+4. ``commit``: adds the run's new clusters (kept articles and their in-run duplicates, each
+   pointing at its kept one), then releases the lock.  A run that fails or is
    killed before this leaves the index as it was; one killed between 3 and 4 has written its
    corpus but not indexed it, so re-running it is harmless.
 """
@@ -27,11 +28,15 @@ from ingest.index_store import (
     IndexStoreError,
     Match,
     best_matches,
+    failpoint,
     new_run_id,
     open_index,
     params_for,
     similarity_to,
 )
+
+
+_QUERY_BLOCK = 50_000  # signatures copied out of the finder at a time
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ def finder_rows(finder: NearDuplicateFinder, rows: np.ndarray) -> tuple[np.ndarr
     return finder._sigs.take(rows), sizes
 
 
+def finder_sizes(finder: NearDuplicateFinder) -> np.ndarray:
+    """Shingle counts of every article of a finder (see ``finder_rows``)."""
+    return finder._sizes.all() if len(finder) else np.empty(0, np.int64)
+
+
 class IndexRun:
     def __init__(self, location: str, run_id: str | None, config: DedupeConfig,
                  wait: float = DEFAULT_WAIT) -> None:
@@ -73,40 +83,70 @@ class IndexRun:
         self._finder: NearDuplicateFinder | None = None
         self._ids: Sequence[str] = ()
         self._to_add = np.empty(0, np.int64)
-        self.matched = 0  # kept articles that matched the index
-        self.dropped = 0  # articles dropped because of those matches (them and their in-run duplicates)
+        self._original_of = np.empty(0, np.int64)
+        self.matched = 0  # in-run clusters that matched the index
+        self.dropped = 0  # articles dropped because of those matches (whole clusters)
         self.added = 0
 
     def match(self, finder: NearDuplicateFinder, result: Clusters, ids: Sequence[str]) -> dict[int, Earlier]:
-        """Lock the index and find which of this run's articles an earlier run already has."""
+        """Lock the index and find which of this run's articles an earlier run already has.
+
+        Every article with shingles is queried, not only the kept ones: the in-run cluster's
+        kept article is the first-come copy (often a short or mixed version), while another
+        member may be the one that verifies against the earlier run.  When any member of an
+        in-run cluster matches, the whole cluster becomes a duplicate of one original -- the
+        kept article's match if it has one, else the best-verified member's.
+        """
         self.store.lock()
         self._finder, self._ids = finder, ids
-        kept = np.flatnonzero(result.kept) if len(result) else np.empty(0, np.int64)
-        sigs, sizes = finder_rows(finder, kept)
-        live = np.flatnonzero(sizes > 0)  # articles without shingles never link, nor get indexed
-        cands = self.store.candidates(sigs[live], self.config.max_bucket)
-        found = best_matches(sigs[live], sizes[live], cands, self.config)
+        n = len(result)
+        group_of = np.arange(n, dtype=np.int64)  # in-run kept article of each article
+        for link in result.links.values():
+            group_of[link.index] = link.kept
+        rows = np.arange(n, dtype=np.int64)
+        found: dict[int, Match] = {}
+        for lo in range(0, rows.size, _QUERY_BLOCK):
+            block = rows[lo : lo + _QUERY_BLOCK]
+            sigs, sizes = finder_rows(finder, block)
+            live = np.flatnonzero(sizes > 0)  # articles without shingles never link
+            cands = self.store.candidates(sigs[live], self.config.max_bucket)
+            for q, m in best_matches(sigs[live], sizes[live], cands, self.config).items():
+                found[int(block[live[q]])] = m
+        failpoint("index-query")
+        chosen: dict[int, tuple[tuple[object, ...], Match]] = {}
+        for row, m in found.items():
+            g = int(group_of[row])
+            key = (row != g, -max(m.similarity, m.containment), -m.similarity, row)
+            if g not in chosen or key < chosen[g][0]:
+                chosen[g] = (key, m)
+        self.matched = len(chosen)
         out: dict[int, Earlier] = {}
-        for q, m in found.items():
-            out[int(kept[live[q]])] = Earlier(m, m.similarity, m.containment)
-        self.matched = len(out)
-        members = [link.index for link in result.links.values() if link.kept in out]
-        if members:
-            rows = np.array(sorted(members), dtype=np.int64)
-            msigs, msizes = finder_rows(finder, rows)
-            for i, sig, size in zip(rows.tolist(), msigs, msizes.tolist()):
-                m = out[result.links[i].kept].original
-                out[i] = Earlier(m, *similarity_to(sig, size, m))
+        dropped = np.flatnonzero(np.isin(group_of, np.fromiter(chosen, np.int64, len(chosen))))
+        if dropped.size:
+            sigs, sizes = finder_rows(finder, dropped)
+            for row, sig, size in zip(dropped.tolist(), sigs, sizes.tolist()):
+                m = chosen[int(group_of[row])][1]
+                own = found.get(row)
+                if own is not None and own.id == m.id:
+                    out[row] = Earlier(m, own.similarity, own.containment)
+                else:
+                    out[row] = Earlier(m, *similarity_to(sig, size, m))
         self.dropped = len(out)
-        matched = np.fromiter(out, dtype=np.int64, count=len(out))
-        self._to_add = np.setdiff1d(kept[live], matched)
+        # Index the whole cluster, each member pointing at its kept article: a later variant
+        # may resemble a dropped member (the full original) more than the first-come kept copy.
+        add = finder_sizes(finder) > 0
+        add[dropped] = False
+        self._to_add = np.flatnonzero(add)
+        self._original_of = group_of
         return out
 
     def commit(self) -> dict[str, object]:
         """Add this run's kept articles (call after the outputs are committed) and unlock."""
         if self._finder is not None:  # a run that kept nothing new is still recorded
             sigs, sizes = finder_rows(self._finder, self._to_add)
-            self.store.add(self.run_id, [self._ids[i] for i in self._to_add.tolist()], sigs, sizes)
+            rows = self._to_add.tolist()
+            originals = [None if self._original_of[i] == i else self._ids[self._original_of[i]] for i in rows]
+            self.store.add(self.run_id, [self._ids[i] for i in rows], originals, sigs, sizes)
             self.added = int(self._to_add.size)
         self.store.commit()
         return self.report()

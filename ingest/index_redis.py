@@ -8,7 +8,7 @@ them, all under one prefix (``?prefix=NAME`` in the URL, default ``thresher``):
   PREFIX:runs          hash run id -> {seq, articles, created}: the *committed* runs
   PREFIX:seq           counter giving each addition its sequence number
   PREFIX:pending       hash seq -> run id: additions started but not committed
-  PREFIX:arts:SEQ      hash article id -> shingle count + signature, one per run
+  PREFIX:arts:SEQ      hash article id -> shingle count, signature, original's id; one per run
   PREFIX:lock          the writer lock
 
 LSH keys are ``SEQ:ID``.  A run's addition writes its articles and band entries, then commits
@@ -220,18 +220,21 @@ class RedisIndex:
         packed = dict(zip(wanted, pipe.execute()))
         rows = [r for r in rows if packed[(r[1], r[2])] is not None]
         blobs = [packed[(s, a)] for _, s, a in rows]
+        width = _SIZE.size + 4 * p.num_perm
         return Candidates(
             query=np.array([q for q, _, _ in rows], dtype=np.int64),
             ids=[a for _, _, a in rows],
+            originals=[x[width:].decode() or a for (_, _, a), x in zip(rows, blobs)],
             runs=[committed[s] for _, s, _ in rows],
             seqs=np.array([s for _, s, _ in rows], dtype=np.int64),
-            sigs=np.frombuffer(b"".join(x[_SIZE.size:] for x in blobs), dtype="<u4").reshape(len(rows), p.num_perm)
+            sigs=np.frombuffer(b"".join(x[_SIZE.size:width] for x in blobs), dtype="<u4").reshape(len(rows), p.num_perm)
             if rows else np.empty((0, p.num_perm), np.uint32),
             sizes=np.array([_SIZE.unpack_from(x)[0] for x in blobs], dtype=np.int64),
         )
 
     @_redis_errors
-    def add(self, run_id: str, ids: list[str], sigs: np.ndarray, sizes: np.ndarray) -> None:
+    def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
+            sizes: np.ndarray) -> None:
         if self._lock is None:
             raise RuntimeError("add() outside the writer section")
         if self.has_run(run_id):
@@ -245,8 +248,10 @@ class RedisIndex:
         arts = self._key("arts", seq)
         pipe = self.r.pipeline(transaction=False)
         for lo in range(0, len(ids), _BATCH):
-            pipe.hset(arts, mapping={aid: _SIZE.pack(int(size)) + sig.tobytes() for aid, size, sig in
-                                     zip(ids[lo : lo + _BATCH], sizes[lo : lo + _BATCH], sigs[lo : lo + _BATCH])})
+            pipe.hset(arts, mapping={
+                aid: _SIZE.pack(int(size)) + sig.tobytes() + (original or "").encode()
+                for aid, original, size, sig in zip(ids[lo : lo + _BATCH], originals[lo : lo + _BATCH],
+                                                    sizes[lo : lo + _BATCH], sigs[lo : lo + _BATCH])})
             pipe.execute()
         failpoint("index-add")
         config = DedupeConfig(num_perm=p.num_perm, seed=p.seed)
@@ -327,7 +332,8 @@ class RedisIndex:
 
     def _remove_batch(self, seq: int, batch: list[tuple[bytes, bytes]], p: IndexParams, lsh: MinHashLSH) -> int:
         keys = [b"%d:%s" % (seq, aid) for aid, _ in batch]
-        sigs = np.frombuffer(b"".join(x[_SIZE.size:] for _, x in batch), dtype="<u4").reshape(len(batch), p.num_perm)
+        width = _SIZE.size + 4 * p.num_perm
+        sigs = np.frombuffer(b"".join(x[_SIZE.size:width] for _, x in batch), dtype="<u4").reshape(len(batch), p.num_perm)
         touched: list[list[bytes]] = []
         for b, (start, end) in enumerate(lsh.hashranges):
             block = np.ascontiguousarray(sigs[:, start:end]).astype(">u4")

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS runs(
     articles INTEGER NOT NULL, first_art INTEGER, last_art INTEGER);
 CREATE TABLE IF NOT EXISTS articles(
     art INTEGER PRIMARY KEY, run INTEGER NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
-    sig BLOB NOT NULL);
+    sig BLOB NOT NULL, original TEXT);
 CREATE TABLE IF NOT EXISTS bands(
     band INTEGER NOT NULL, key INTEGER NOT NULL, art INTEGER NOT NULL,
     PRIMARY KEY(band, key, art)) WITHOUT ROWID;
@@ -115,15 +115,17 @@ class SqliteIndex:
         if not rows:
             return Candidates.empty(params.num_perm)
         found_rows = np.array(rows, dtype=np.int64)
-        pairs = np.unique(_cap_buckets(found_rows, max_bucket)[:, 1:], axis=0)
+        capped = _cap_buckets(found_rows, max_bucket)
+        code = np.unique((capped[:, 1] << 32) | capped[:, 2])  # (query, art) pairs, once each
+        pairs = np.stack([code >> 32, code & 0xFFFFFFFF], axis=1)
         arts = np.unique(pairs[:, 1]).tolist()
-        found: dict[int, tuple[int, str, int, bytes]] = {}
+        found: dict[int, tuple[int, str, int, bytes, str]] = {}
         for lo in range(0, len(arts), _CHUNK):
             part = arts[lo : lo + _CHUNK]
             marks = ",".join("?" * len(part))
-            for art, run, aid, size, sig in db.execute(
-                    f"SELECT art, run, id, size, sig FROM articles WHERE art IN ({marks})", part):
-                found[art] = (run, aid, size, sig)
+            for art, run, aid, size, sig, original in db.execute(
+                    f"SELECT art, run, id, size, sig, original FROM articles WHERE art IN ({marks})", part):
+                found[art] = (run, aid, size, sig, original or aid)
         run_ids = dict(db.execute("SELECT seq, run_id FROM runs").fetchall())
         keep = [k for k, art in enumerate(pairs[:, 1].tolist()) if art in found]
         pairs = pairs[keep]
@@ -131,6 +133,7 @@ class SqliteIndex:
         return Candidates(
             query=pairs[:, 0].copy(),
             ids=[i[1] for i in info],
+            originals=[i[4] for i in info],
             runs=[run_ids[i[0]] for i in info],
             seqs=np.array([i[0] for i in info], dtype=np.int64),
             sigs=np.frombuffer(b"".join(i[3] for i in info), dtype="<u4").reshape(len(info), params.num_perm)
@@ -138,7 +141,8 @@ class SqliteIndex:
             sizes=np.array([i[2] for i in info], dtype=np.int64),
         )
 
-    def add(self, run_id: str, ids: list[str], sigs: np.ndarray, sizes: np.ndarray) -> None:
+    def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
+            sizes: np.ndarray) -> None:
         if not self._in_txn:
             raise RuntimeError("add() outside the writer section")
         if self.has_run(run_id):
@@ -152,8 +156,9 @@ class SqliteIndex:
         first = db.execute("SELECT COALESCE(MAX(art), 0) + 1 FROM articles").fetchone()[0]
         arts = np.arange(first, first + len(ids), dtype=np.int64)
         sigs = np.ascontiguousarray(sigs, dtype="<u4")
-        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?)",
-                       zip(arts.tolist(), repeat(seq), ids, sizes.tolist(), (s.tobytes() for s in sigs)))
+        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?)",
+                       zip(arts.tolist(), repeat(seq), ids, sizes.tolist(), (s.tobytes() for s in sigs),
+                           originals))
         failpoint("index-add")
         for b in range(params.bands):
             keys = band_keys(sigs, b, params.rows).view(np.int64)

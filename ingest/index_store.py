@@ -25,7 +25,7 @@ import xxhash
 
 from dedupe.clusters import containment_from_jaccard
 from dedupe.config import DedupeConfig
-from dedupe.index import lsh_params
+from dedupe.index import band_keys, lsh_params
 from dedupe.minhash import jaccard_estimate, signatures
 from dedupe.shingles import shingle_hashes_many
 
@@ -69,11 +69,13 @@ class IndexParams:
 
 def params_for(config: DedupeConfig) -> IndexParams:
     bands, rows = lsh_params(config.candidate_threshold, config.num_perm)
-    probe = signatures(shingle_hashes_many([_PROBE], config), config)[0]
+    probe = signatures(shingle_hashes_many([_PROBE], config), config)
+    # the SQLite index stores band keys: a change in how they are computed must show too
+    keys = [band_keys(probe, b, rows).tobytes() for b in range(bands)]
     return IndexParams(
         num_perm=config.num_perm, seed=config.seed, scheme="affine32", shingle=config.shingle,
         ngram=config.ngram, bands=bands, rows=rows,
-        fingerprint=xxhash.xxh64_hexdigest(probe.tobytes()),
+        fingerprint=xxhash.xxh64_hexdigest(probe.tobytes() + b"".join(keys)),
     )
 
 
@@ -103,6 +105,7 @@ class Candidates:
 
     query: np.ndarray  # (m,) int64: row of the query signature
     ids: list[str]  # (m,) article ids
+    originals: list[str]  # (m,) id of the article kept for each (itself, or its run's kept one)
     runs: list[str]  # (m,) run ids
     seqs: np.ndarray  # (m,) int64: the run's sequence number (commit order)
     sigs: np.ndarray  # (m, num_perm) uint32
@@ -110,7 +113,7 @@ class Candidates:
 
     @classmethod
     def empty(cls, num_perm: int) -> Candidates:
-        return cls(np.empty(0, np.int64), [], [], np.empty(0, np.int64),
+        return cls(np.empty(0, np.int64), [], [], [], np.empty(0, np.int64),
                    np.empty((0, num_perm), np.uint32), np.empty(0, np.int64))
 
 
@@ -118,8 +121,9 @@ class Candidates:
 class Match:
     """An indexed article a query article duplicates."""
 
-    id: str
+    id: str  # the original: the article its run kept (in that run's corpus)
     run: str
+    via: str  # the indexed article that verified: the original or one of its duplicates
     similarity: float
     containment: float
     signature: np.ndarray = field(repr=False, compare=False)
@@ -167,7 +171,8 @@ class IndexBackend(Protocol):
     def has_run(self, run_id: str) -> bool: ...
     def lock(self) -> None: ...
     def candidates(self, sigs: np.ndarray, max_bucket: int) -> Candidates: ...
-    def add(self, run_id: str, ids: list[str], sigs: np.ndarray, sizes: np.ndarray) -> None: ...
+    def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
+            sizes: np.ndarray) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def stats(self) -> IndexStats: ...
@@ -213,7 +218,7 @@ def best_matches(query_sigs: np.ndarray, query_sizes: np.ndarray, cands: Candida
         if q not in best or key < best[q][0]:
             best[q] = (key, k)
     return {
-        q: Match(cands.ids[k], cands.runs[k], float(jac[k]), float(con[k]), cands.sigs[k],
+        q: Match(cands.originals[k], cands.runs[k], cands.ids[k], float(jac[k]), float(con[k]), cands.sigs[k],
                  int(cands.sizes[k]))
         for q, (_, k) in best.items()
     }
@@ -227,7 +232,14 @@ def similarity_to(sig: np.ndarray, size: int, match: Match) -> tuple[float, floa
 
 
 def failpoint(name: str) -> None:
-    """Test hook: SIGKILL this process at a named point when THRESHER_FAILPOINT says so, to
-    prove an interrupted addition leaves the index as it was."""
-    if os.environ.get(FAILPOINT_ENV) == name:
+    """Test hook at a named point: THRESHER_FAILPOINT=NAME SIGKILLs this process there (an
+    interrupted addition must leave the index as it was); NAME:sleep=SECONDS pauses there (two
+    jobs must overlap while one holds the lock)."""
+    wanted = os.environ.get(FAILPOINT_ENV, "")
+    point, _, action = wanted.partition(":")
+    if point != name:
+        return
+    if action.startswith("sleep="):
+        time.sleep(float(action[len("sleep="):]))
+    else:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -380,6 +380,7 @@ def _write_earlier(i: int, earlier: Earlier, index: _RunIndex, clusters_out: Ato
             "id": index.ids[i],
             "duplicate_of": original.id,
             "duplicate_of_run": original.run,
+            "via": original.via,  # the indexed article that verified (the original or its duplicate)
             "similarity": round(earlier.similarity, 4),
             "containment": round(earlier.containment, 4),
             "cluster": original.id,

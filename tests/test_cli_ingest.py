@@ -198,3 +198,9 @@ def test_bad_rules_file_is_one_line_exit_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {rules}: rule #1")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_ray_address_needs_the_ray_engine() -> None:
+    result = run("ingest", str(DATA / "sample_dump.txt"), "-q", "--ray-address", "auto")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --ray-address needs --engine ray\n"

@@ -1,0 +1,638 @@
+"""The ingest pipeline on Ray: same inputs, same options, same outputs as `ingest.pipeline`.
+
+`run_ingest_ray` gives the same kept ids, duplicates, clusters, rejects and report counts as
+`run_ingest`, and a byte-identical corpus. The plan (Ray tasks; every result is consumed in
+*unit order*, so nothing depends on which task finishes first):
+
+0. plan (driver): the inputs become ordered *units*. A big uncompressed JSONL file is cut into
+   byte ranges at line boundaries; one task per range counts its records, so every range knows
+   the record number it starts at (record numbers and fallback ids `STEM:N` stay global).
+   Other inputs (text dumps, CSV/TSV, compressed files, folders of .txt files, grouped) are one
+   unit per file or group: a text dump's records may straddle any byte range, so it is read
+   whole by one task. stdin is read by the driver.
+1a. recurring sample: units are read and cleaned by tasks (`clean_record`); the driver feeds the
+   paragraphs of the first ceil(recurring_sample / CHUNK) * CHUNK records to
+   `RecurringParagraphs` in input order, exactly as the local engine does, and freezes it.
+   The cleaned units stay in Ray's object store.
+1b. sign: every unit is (read and cleaned, unless sampled) recurring-dropped, shingled and signed
+   by a task (`sign_chunk`). A task returns two objects: the small per-article facts (id, file,
+   record, signature, sizes, date, removals) and the pre-encoded corpus lines, which stay in
+   the object store. The driver takes the facts in unit order: rejects, duplicate ids,
+   `NearDuplicateFinder.add` -- the same finder as the local engine.
+2. clusters: `finder.finish(keep)` in the driver (LSH candidates, verification, clustering).
+3. write: the duplicates and cluster records are written by the driver (they need no text);
+   corpus lines are assembled per unit by tasks (with each kept article's `duplicates`) and
+   either streamed by the driver into the single `-o` file, or written by the tasks as
+   `part-00000.jsonl`, ... when `-o` is a folder (ends with `/` or exists as a folder; on a
+   cluster it must be a filesystem every node sees). Concatenated parts equal the single file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dedupe.clusters import NearDuplicateFinder
+from dedupe.recurring import RecurringParagraphs
+from ingest import parallel
+from ingest.clean import CleanSettings, Signed, clean_record, sign_chunk
+from ingest.pipeline import (
+    CHUNK,
+    IngestOptions,
+    Outputs,
+    ProgressFn,
+    AccountingError,
+    Summary,
+    _options_for_report,
+    _Rejects,
+    _RunIndex,
+)
+from ingest.clean import REPEATED
+from ingest.readers import ReaderOptions, _BINARY_SNIFF, _decode, _looks_binary, _split_fields, _stem, read_source
+from ingest.records import Article, RawRecord, Reject
+from ingest.rules import load_rules
+from ingest.sources import MAGIC, Source
+from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
+
+INSTALL_HINT = "ray is not installed: pip install 'thresher[ray]'"
+SPLIT_MIN_BYTES = 4 << 20  # JSONL files smaller than this are one unit
+RANGE_MIN_BYTES = 1 << 20
+RANGE_MAX_BYTES = 64 << 20
+GROUP_BYTES = 8 << 20  # small files (folders of .txt) are grouped into units of about this size
+GROUP_FILES = 512
+PART_RE = re.compile(r"^part-\d{5}\.jsonl$")
+
+
+class RayNotInstalled(Exception):
+    """`--engine ray` without the optional dependency; the message says how to install it."""
+
+    def __init__(self) -> None:
+        super().__init__(INSTALL_HINT)
+
+
+def require_ray() -> Any:
+    """The `ray` module, or RayNotInstalled (message: "ray is not installed: pip install 'thresher[ray]'")."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayNotInstalled() from exc
+    return ray
+
+
+# -- units ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A slice of the input, in input order: a JSONL byte range, whole sources, or records the
+    driver already read (stdin)."""
+
+    kind: str  # "range" | "sources" | "records"
+    sources: tuple[Source, ...] = ()
+    start: int = 0
+    end: int = 0
+    first_number: int = 0  # records before this range in its file
+    records: tuple[RawRecord | Reject, ...] = ()
+
+
+def _unit_items(unit: Unit, reader: ReaderOptions) -> Iterator[RawRecord | Reject]:
+    if unit.kind == "range":
+        yield from _read_jsonl_range(unit.sources[0], unit.start, unit.end, unit.first_number, reader)
+    elif unit.kind == "sources":
+        for source in unit.sources:
+            yield from read_source(source, reader)
+    else:
+        yield from unit.records
+
+
+def _range_lines(path: Path, start: int, end: int) -> Iterator[bytes]:
+    with open(path, "rb", buffering=1 << 20) as fh:
+        fh.seek(start)
+        pos = start
+        while pos < end:
+            raw = fh.readline()
+            if not raw:
+                return
+            pos += len(raw)
+            yield raw
+
+
+def _read_jsonl_range(source: Source, start: int, end: int, first_number: int,
+                      options: ReaderOptions) -> Iterator[RawRecord | Reject]:
+    """`readers._read_jsonl` over bytes [start, end) of an uncompressed file whose earlier
+    lines hold `first_number` records (the file is known to be non-empty, not binary)."""
+    stem = _stem(source.name)
+    offset = start
+    number = first_number
+    for raw in _range_lines(source.path, start, end):  # type: ignore[arg-type]
+        begin, offset = offset, offset + len(raw)
+        if not raw.strip():
+            continue
+        number += 1
+        text, bad = _decode(raw)
+        text = text.lstrip("\ufeff").rstrip("\r\n")
+        if len(raw) > options.max_record_bytes:
+            yield Reject(source.name, number, begin, "too_large",
+                         f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
+            continue
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            yield Reject(source.name, number, begin, "bad_json", f"not JSON: {exc}", text)
+            continue
+        if not isinstance(obj, dict):
+            yield Reject(source.name, number, begin, "bad_json", "a JSON object was expected", text)
+            continue
+        body = obj.get(options.text_field)
+        if not isinstance(body, str):
+            yield Reject(source.name, number, begin, "missing_text",
+                         f"no string field {options.text_field!r} (see --text-field)", text)
+            continue
+        fields = _split_fields(obj, options)
+        if not fields.get("id") or obj.get(options.id_field) is None:
+            fields["id"] = f"{stem}:{number}"
+        if bad:
+            fields["encoding_errors"] = bad
+        yield RawRecord(source.name, number, begin, body, fields)
+
+
+def _count_records(path: str, start: int, end: int) -> int:
+    return sum(1 for raw in _range_lines(Path(path), start, end) if raw.strip())
+
+
+def _splittable(source: Source) -> bool:
+    if source.path is None or source.format != "jsonl" or source.single_article:
+        return False
+    try:
+        if source.path.stat().st_size < SPLIT_MIN_BYTES:
+            return False
+        with open(source.path, "rb") as fh:
+            head = fh.read(_BINARY_SNIFF)
+    except OSError:
+        return False  # read_source reports it
+    if any(head.startswith(magic) for magic in MAGIC) or _looks_binary(head):
+        return False
+    return True
+
+
+def _boundaries(path: Path, size: int, step: int) -> list[int]:
+    cuts = [0]
+    with open(path, "rb") as fh:
+        pos = step
+        while pos < size:
+            fh.seek(pos)
+            fh.readline()  # to the end of the line holding `pos`
+            cut = fh.tell()
+            if cut >= size:
+                break
+            if cut > cuts[-1]:
+                cuts.append(cut)
+            pos = cut + step
+    cuts.append(size)
+    return cuts
+
+
+# -- task bodies (run in Ray workers; plain functions, so they are testable without Ray) -------
+
+
+def _install(context: dict[str, Any]) -> None:
+    parallel._set_context(context)
+
+
+def clean_unit(unit: Unit, context: dict[str, Any]) -> tuple[list[Article | Reject], list[list[str] | None]]:
+    """Read and clean one unit; also the paragraphs the recurring detector observes."""
+    _install(context)
+    settings: CleanSettings = context["clean"]
+    items = [item if isinstance(item, Reject) else clean_record(item, settings)
+             for item in _unit_items(unit, context["reader"])]
+    observe = [item.paragraphs if isinstance(item, Article) else None for item in items]
+    return items, observe
+
+
+def sign_items(items: list[Any], context: dict[str, Any],
+               detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
+    """`sign_chunk` over a unit's items; the corpus lines (head + tail, framed) are split off
+    so the driver never has to fetch them."""
+    _install(context)
+    out: list[Signed | Reject] = []
+    lines: list[bytes] = []
+    for lo in range(0, len(items), CHUNK):
+        for item in sign_chunk(items[lo:lo + CHUNK], detector):
+            if isinstance(item, Signed):
+                lines.append(item.head)
+                lines.append(item.tail)
+                item.head = item.tail = b""
+            out.append(item)
+    return out, lines
+
+
+def read_sign_unit(unit: Unit, context: dict[str, Any],
+                   detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
+    _install(context)
+    return sign_items(list(_unit_items(unit, context["reader"])), context, detector)
+
+
+def assemble(lines: list[bytes], picks: list[tuple[int, bytes]], path: str | None) -> bytes | int:
+    """The corpus lines of one unit's kept articles: (position, encoded duplicates) each.
+    Returns the bytes, or writes them to `path` and returns how many lines it wrote."""
+    blob = b"".join(
+        b"".join((lines[2 * k], b',"duplicates":', dups, b",", lines[2 * k + 1], b"\n")) for k, dups in picks
+    )
+    if path is None:
+        return blob
+    with open(path, "wb") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(picks)
+
+
+# -- the driver -------------------------------------------------------------------------------
+
+
+class _Remote:
+    """The task bodies as Ray remote functions (made once ray is imported)."""
+
+    def __init__(self, ray: Any) -> None:
+        self.count = ray.remote(_count_records)
+        self.clean = ray.remote(num_returns=2)(clean_unit)
+        self.sign = ray.remote(num_returns=2)(sign_items)
+        self.read_sign = ray.remote(num_returns=2)(read_sign_unit)
+        self.assemble = ray.remote(assemble)
+
+
+@dataclass
+class _Shards:
+    """`-o FOLDER/`: part files written by tasks under temporary names, renamed on commit."""
+
+    folder: Path
+    tmp: list[Path] = field(default_factory=list)
+    final: list[Path] = field(default_factory=list)
+
+    def next_path(self) -> str:
+        name = f"part-{len(self.final):05d}.jsonl"
+        self.final.append(self.folder / name)
+        self.tmp.append(self.folder / f".{name}{TMP_MARKER}{os.getpid()}")
+        return str(self.tmp[-1])
+
+    def commit(self) -> None:
+        for tmp, final in zip(self.tmp, self.final):
+            os.replace(tmp, final)
+        self.tmp = []
+
+    def abort(self) -> None:
+        for tmp in self.tmp:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self.tmp = []
+
+
+def is_folder_target(path: str | None) -> bool:
+    return bool(path) and path != "-" and (path.endswith(("/", os.sep)) or Path(path).is_dir())  # type: ignore[union-attr]
+
+
+def _open_shards(path: str) -> _Shards:
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = sorted(p.name for p in folder.iterdir() if PART_RE.match(p.name))
+    if stale:
+        raise OutputError(f"{path}: already holds {stale[0]} (and maybe more parts); give an empty folder")
+    return _Shards(folder)
+
+
+def run_ingest_ray(
+    sources: list[Source],
+    options: IngestOptions,
+    outputs: Outputs,
+    progress: ProgressFn = lambda stage, n: None,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> Summary:
+    """`ingest.pipeline.run_ingest` on Ray: the same outputs. `address`: an existing cluster
+    (e.g. "ray://head:10001" or "auto"); None starts a local Ray on this machine (`num_cpus`
+    CPUs, default all), unless Ray is already initialised in this process."""
+    ray = require_ray()
+    if options.index is not None:
+        raise ValueError("--index is not supported with --engine ray yet; use the local engine")
+    started = time.perf_counter()
+    owns_ray = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "configure_logging": False}
+        if address is None:
+            kwargs["num_cpus"] = num_cpus
+        ray.init(address=address, **kwargs)
+        owns_ray = True
+    ray_start = time.perf_counter() - started
+    opened: list[AtomicOutput] = []
+    shards: _Shards | None = None
+
+    def open_output(path: str | None) -> AtomicOutput | None:
+        if not path:
+            return None
+        out = AtomicOutput(path)
+        opened.append(out)
+        return out
+
+    try:
+        try:
+            rejects = _Rejects(open_output(outputs.rejects), options.on_error)
+            if is_folder_target(outputs.corpus):
+                shards = _open_shards(outputs.corpus)  # type: ignore[arg-type]
+                corpus = None
+            else:
+                corpus = open_output(outputs.corpus)
+            duplicates = open_output(outputs.duplicates)
+            clusters_out = open_output(outputs.clusters)
+        except BaseException:
+            for out in opened:
+                out.abort()
+            raise
+        try:
+            engine = _RayRun(ray, sources, options, progress)
+            summary = engine.run(rejects, corpus, shards, duplicates, clusters_out)
+            for sink in opened:
+                sink.commit()
+            if shards is not None:
+                shards.commit()
+        except BaseException:
+            for sink in opened:
+                sink.abort()
+            if shards is not None:
+                shards.abort()
+            raise
+        summary.seconds = time.perf_counter() - started
+        summary.stages = {"ray_start": round(ray_start, 3), **engine.stages}  # type: ignore[attr-defined]  # seconds per stage (not in the report)
+        return summary
+    finally:
+        if owns_ray:
+            ray.shutdown()
+
+
+def _unwrap(ray: Any, refs: Any) -> Any:
+    """ray.get, raising the task's own exception (InputError, BadInput, ...) rather than Ray's
+    wrapper, so the CLI's one-line messages and exit codes stay the same."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
+class _RayRun:
+    def __init__(self, ray: Any, sources: list[Source], options: IngestOptions, progress: ProgressFn) -> None:
+        self.ray = ray
+        self.sources = sources
+        self.options = options
+        self.progress = progress
+        self.remote = _Remote(ray)
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.window = 3 * self.cpus  # tasks in flight
+        self.stages: dict[str, float] = {}
+
+    def _stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.stages[name] = round(self.stages.get(name, 0.0) + now - since, 3)
+        return now
+
+    # -- plan ---------------------------------------------------------------------------------
+
+    def plan(self) -> list[Unit]:
+        ray, units = self.ray, []
+        total = sum(s.path.stat().st_size for s in self.sources if s.path is not None and s.path.is_file())
+        step = min(RANGE_MAX_BYTES, max(RANGE_MIN_BYTES, total // (4 * self.cpus) + 1))
+        counting: list[tuple[int, Source, list[int], list[Any]]] = []
+        group: list[Source] = []
+        group_bytes = 0
+
+        def flush() -> None:
+            nonlocal group, group_bytes
+            if group:
+                units.append(Unit("sources", tuple(group)))
+            group, group_bytes = [], 0
+
+        for source in self.sources:
+            if source.path is None:
+                flush()
+                items = list(read_source(source, self.options.reader))  # stdin: only the driver sees it
+                for lo in range(0, len(items), 4 * CHUNK):
+                    units.append(Unit("records", records=tuple(items[lo:lo + 4 * CHUNK])))
+                continue
+            if _splittable(source):
+                flush()
+                size = source.path.stat().st_size
+                cuts = _boundaries(source.path, size, step)
+                refs = [self.remote.count.remote(str(source.path), a, b) for a, b in zip(cuts, cuts[1:])]
+                counting.append((len(units), source, cuts, refs))
+                units.append(Unit("sources", (source,)))  # placeholder, replaced below
+                continue
+            try:
+                size = source.path.stat().st_size
+            except OSError:
+                size = 0
+            if not source.single_article or group_bytes + size > GROUP_BYTES or len(group) >= GROUP_FILES:
+                flush()
+            group.append(source)
+            group_bytes += size
+            if not source.single_article:
+                flush()
+        flush()
+        # replace each split file's placeholder by its ranges (last first: positions stay valid)
+        for at, source, cuts, refs in reversed(counting):
+            counts = _unwrap(ray, refs)
+            if sum(counts) == 0:
+                continue  # no record at all: the whole-file reader says so (empty_file)
+            ranges, before = [], 0
+            for (a, b), n in zip(zip(cuts, cuts[1:]), counts):
+                if n:
+                    ranges.append(Unit("range", (source,), a, b, before))
+                before += n
+            units[at:at + 1] = ranges
+        return units
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run(self, rejects: _Rejects, corpus: AtomicOutput | None, shards: _Shards | None,
+            duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> Summary:
+        ray, options, remote = self.ray, self.options, self.remote
+        t = time.perf_counter()
+        settings = CleanSettings(
+            rules=load_rules(options.rules_files),
+            boilerplate=options.boilerplate,
+            collapse_paragraphs=options.collapse_paragraphs,
+            keep_removed_lines=bool(options.explain_ids),
+        )
+        learn = options.recurring and options.boilerplate and options.recurring_sample > 0
+        finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
+        context = {
+            "clean": settings,
+            "dedupe": options.dedupe if finder is not None else None,
+            "explain": options.explain_ids,
+            "reader": options.reader,
+        }
+        units = self.plan()
+        context_ref = ray.put(context)
+        t = self._stage("plan", t)
+
+        # 1a. recurring sample: the first ceil(sample / CHUNK) * CHUNK records, in input order.
+        cleaned: dict[int, Any] = {}  # unit -> ref of its cleaned items
+        detector = None
+        if learn:
+            detector = RecurringParagraphs(min_articles=options.recurring_min_articles)
+            want = -(-options.recurring_sample // CHUNK) * CHUNK
+            seen = 0
+            learning = 0.0
+            pending: list[tuple[int, Any, Any]] = []
+            nxt = 0
+            while seen < want and (pending or nxt < len(units)):
+                while nxt < len(units) and len(pending) < self.window:
+                    items_ref, observe_ref = remote.clean.remote(units[nxt], context_ref)
+                    pending.append((nxt, items_ref, observe_ref))
+                    nxt += 1
+                u, items_ref, observe_ref = pending.pop(0)
+                cleaned[u] = items_ref
+                observe = _unwrap(ray, observe_ref)
+                w = time.perf_counter()
+                for paragraphs in observe[: want - seen]:
+                    if paragraphs is not None:
+                        detector.observe(paragraphs)
+                learning += time.perf_counter() - w
+                seen += len(observe)
+                self.progress("clean", len(observe))
+            for u, items_ref, _ in pending:  # cleaned beyond the sample: used as they are
+                cleaned[u] = items_ref
+            w = time.perf_counter()
+            detector.freeze()
+            self.stages["sample_driver"] = round(learning + time.perf_counter() - w, 3)  # observe + freeze
+        detector_ref = ray.put(detector)
+        t = self._stage("sample", t)
+
+        # 1b. sign every unit; the driver takes the facts in unit order.
+        index = _RunIndex()
+        seen_ids: set[str] = set()
+        read = 0
+        lines_refs: list[Any] = []
+        accepted: list[list[tuple[int, int]]] = []  # per unit: (line position, article index)
+        wait = 0.0
+        pending2: list[tuple[Any, Any]] = []
+        nxt = 0
+        for _ in range(len(units)):
+            while nxt < len(units) and len(pending2) < self.window:
+                if nxt in cleaned:
+                    pending2.append(remote.sign.remote(cleaned.pop(nxt), context_ref, detector_ref))
+                else:
+                    pending2.append(remote.read_sign.remote(units[nxt], context_ref, detector_ref))
+                nxt += 1
+            facts_ref, lines_ref = pending2.pop(0)
+            w = time.perf_counter()
+            facts = _unwrap(ray, facts_ref)
+            wait += time.perf_counter() - w
+            del facts_ref
+            lines_refs.append(lines_ref)
+            mine: list[tuple[int, int]] = []
+            pos = 0
+            for item in facts:
+                read += 1
+                if isinstance(item, Reject):
+                    rejects.add(item)
+                    continue
+                k, pos = pos, pos + 1
+                if item.id in seen_ids:
+                    rejects.add(Reject(item.file, item.record, None, "duplicate_id",
+                                       f"id {item.id!r} was already used by an earlier record",
+                                       "", item.id))
+                    continue
+                seen_ids.add(item.id)
+                mine.append((k, len(index.ids)))
+                index.add(item)
+                if finder is not None:
+                    finder.add(item.signature, range(item.size), length=item.length, date=item.date)  # type: ignore[arg-type]
+            accepted.append(mine)
+            self.progress("dedupe", len(facts))
+        del seen_ids
+        self.stages["sign_wait"] = round(wait, 3)  # of "sign": the driver idle, waiting for workers
+        t = self._stage("sign", t)
+
+        # 2. clusters
+        result = finder.finish(options.keep) if finder is not None else None
+        members: dict[int, list[int]] = {}
+        if result is not None:
+            for link in sorted(result.links.values(), key=lambda link: link.index):
+                members.setdefault(link.kept, []).append(link.index)
+        t = self._stage("clusters", t)
+
+        # 3. write: records from the driver, corpus lines assembled by tasks per unit
+        kept = dups = clusters_count = 0
+        n = len(index.ids)
+        for i in range(n):
+            aid = index.ids[i]
+            link = result.link(i) if result is not None else None
+            cluster = index.ids[link.kept] if link is not None else aid
+            if clusters_out is not None:
+                clusters_out.write({"id": aid, "cluster": cluster})
+            if link is not None:
+                dups += 1
+                if duplicates is not None:
+                    duplicates.write({
+                        "id": aid,
+                        "duplicate_of": cluster,
+                        "similarity": round(link.similarity, 4),
+                        "containment": round(link.containment, 4),
+                        "cluster": cluster,
+                        "cluster_size": link.cluster_size,
+                        "file": index.file_of(i),
+                        "record": int(index.records[i]),
+                    })
+                continue
+            clusters_count += 1
+            kept += 1
+        if corpus is not None or shards is not None:
+            pending3: list[tuple[Any, int]] = []
+
+            def drain(limit: int) -> None:
+                while len(pending3) > limit:
+                    ref, count = pending3.pop(0)
+                    out = _unwrap(ray, ref)
+                    if corpus is not None and out:
+                        corpus.write_line(out[:-1])  # type: ignore[index]
+                    self.progress("write", count)
+
+            for mine, lines_ref in zip(accepted, lines_refs):
+                picks = [(k, orjson.dumps([index.ids[j] for j in members.get(i, ())]))
+                         for k, i in mine if result is None or result.link(i) is None]
+                if not picks:
+                    continue
+                path = shards.next_path() if shards is not None else None
+                pending3.append((remote.assemble.remote(lines_ref, picks, path), len(picks)))
+                drain(self.window)
+            drain(0)
+        self._stage("write", t)
+
+        counts = {"read": read, "kept": kept, "duplicates": dups, "rejected": rejects.total}
+        if counts["read"] != counts["kept"] + counts["duplicates"] + counts["rejected"]:
+            raise AccountingError(f"accounting does not hold: {counts}")
+        return Summary(
+            counts=counts,
+            rejected_by_reason=dict(sorted(rejects.by_reason.items())),
+            removed=dict(sorted(index.removed.items())),
+            paragraphs_collapsed=index.removed.get(REPEATED, 0),
+            clusters=clusters_count,
+            inputs=[s.name for s in self.sources],
+            seconds=0.0,
+            options=_options_for_report(options),
+            explained=index.explained,
+        )
