@@ -28,6 +28,11 @@ from .shingles import normalise_many
 
 
 _SIGN_BATCH = 2048  # paragraphs signed per batch while observing
+# Near-variant grouping (MinHash) is for furniture: headers, footers, prompts, captions, whose
+# variants differ by a name or a date. Longer paragraphs are counted by their exact normalised
+# text only (digits are already unified), which keeps observing cheap on body text: signing
+# every body paragraph of the sample was ~80 us an article, most of the learning cost.
+SIGN_MAX_CHARS = 400
 
 
 def _key(norm: str) -> int:
@@ -61,6 +66,7 @@ class RecurringParagraphs:
         self._counts: list[int] = []
         self._sigs: list[np.ndarray] = []  # blocks of rows, in slot order
         self._pending: list[str] = []  # normalised texts of slots not yet signed
+        self._signed_slots: list[int] = []  # slot of each signature row, in row order
         self._lens: list[int] = []
         self._frozen = False
         self._recurring_keys: set[int] = set()
@@ -90,9 +96,11 @@ class RecurringParagraphs:
             elif len(slots) < self.max_distinct:
                 # signatures are computed later in batches (``_flush``): far less overhead
                 slots[k] = len(counts)
+                if len(norm) <= SIGN_MAX_CHARS:
+                    self._signed_slots.append(len(counts))
+                    self._pending.append(norm)
                 counts.append(1)
                 self._lens.append(len(norm))
-                self._pending.append(norm)
         if len(self._pending) >= _SIGN_BATCH:
             self._flush()
 
@@ -111,16 +119,20 @@ class RecurringParagraphs:
         if n == 0:
             return
         counts = np.asarray(self._counts, dtype=np.int64)
-        sigs = np.concatenate(self._sigs)
+        num_perm = self.config.num_perm
+        sigs = np.concatenate(self._sigs) if self._sigs else np.empty((0, num_perm), np.uint32)
+        signed = np.asarray(self._signed_slots, dtype=np.int64)
         lens = np.asarray(self._lens, dtype=np.int64)
         parent = np.arange(n)
-        bands, rows = lsh_params(self.threshold, self.config.num_perm)
-        pairs = candidate_pairs(
-            [band_keys(sigs, b, rows) for b in range(bands)], max_bucket=64
+        bands, rows = lsh_params(self.threshold, num_perm)
+        pairs = (
+            candidate_pairs([band_keys(sigs, b, rows) for b in range(bands)], max_bucket=64)
+            if sigs.shape[0] > 1
+            else np.empty((0, 2), np.int64)
         )
         if pairs.size:
             sim = np.count_nonzero(sigs[pairs[:, 0]] == sigs[pairs[:, 1]], axis=1)
-            pairs = pairs[sim >= self.threshold * self.config.num_perm]
+            pairs = signed[pairs[sim >= self.threshold * num_perm]]  # signature rows -> slots
 
             def find(x: int) -> int:
                 while parent[x] != x:
@@ -141,9 +153,11 @@ class RecurringParagraphs:
         for k, s in self._slot.items():
             slot_to_key[s] = k
         self._recurring_keys = set(slot_to_key[rec].tolist())
-        self._rec_sigs = sigs[rec]
+        rec_rows = rec[signed] if signed.size else np.zeros(0, dtype=bool)
+        self._rec_sigs = sigs[rec_rows]
         if self._rec_sigs.shape[0]:
-            self._len_range = (int(lens[rec].min()), int(lens[rec].max()))
+            rec_lens = lens[signed[rec_rows]]
+            self._len_range = (int(rec_lens.min()), int(rec_lens.max()))
             self._band_index = []
             for b in range(bands):
                 table: dict[int, list[int]] = {}
@@ -152,7 +166,7 @@ class RecurringParagraphs:
                 self._band_index.append(table)
         self._bands_rows = (bands, rows)
         # learning state is no longer needed
-        self._slot, self._counts, self._sigs, self._lens = {}, [], [], []
+        self._slot, self._counts, self._sigs, self._lens, self._signed_slots = {}, [], [], [], []
 
     # -- queries ------------------------------------------------------------------------------
 

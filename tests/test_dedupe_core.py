@@ -101,3 +101,20 @@ def test_candidate_pairs_large_bucket_is_bounded():
     pairs = candidate_pairs([keys], max_bucket=5)
     assert len(pairs) == sum(min(p, 5) for p in range(50))
     assert {0, 1, 2, 3, 4} >= set(pairs[:, 0].tolist())
+
+
+def test_long_recurring_paragraph_is_found_by_its_exact_text_only() -> None:
+    from dedupe.recurring import SIGN_MAX_CHARS, RecurringParagraphs
+
+    footer = ("This report is distributed by the Northern Wire cooperative to its member papers. " * 6).strip()
+    assert len(footer) > SIGN_MAX_CHARS
+    detector = RecurringParagraphs(min_articles=3)
+    bodies = ["Harvest festival draws record crowds to the valley.", "Council delays vote on bus lanes.",
+              "Striker signs three-year deal with city club.", "Museum reopens east wing after repairs."]
+    for body in bodies:
+        detector.observe([body, footer])
+    detector.freeze()
+    assert detector.is_recurring(footer)
+    assert detector.is_recurring(footer.replace("2024", "2025"))  # digits are unified anyway
+    assert not detector.is_recurring(footer.replace("Northern", "Southern"))  # no near-variant grouping
+    assert not detector.is_recurring(bodies[0])
