@@ -16,6 +16,7 @@ permutation), its shingle count, length and date -- not its shingles, unless a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -258,6 +259,13 @@ class NearDuplicateFinder:
 
     def __len__(self) -> int:
         return self._sigs.n
+
+    def nbytes(self) -> int:
+        """Memory held for the added articles (signatures, sizes, lengths, dates), in bytes."""
+        columns = sum(b.nbytes for col in (self._sigs, self._sizes, self._lengths) for b in col.blocks)
+        dates = sys.getsizeof(self._dates) + sum(sys.getsizeof(d) for d in self._dates if d is not None)
+        shingles = sum(a.nbytes for a in self._memory) if self._memory is not None else 0
+        return columns + dates + shingles
 
     def add(
         self, signature: np.ndarray, shingles: np.ndarray, *, length: int, date: str | None = None

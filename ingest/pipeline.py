@@ -97,6 +97,7 @@ class Summary:
     options: dict[str, Any]
     explained: list[Article]
     index: dict[str, Any] | None = None  # IndexRun.report(): run id, matched, added
+    index_bytes_per_article: float = 0.0  # the near-duplicate finder's memory, per article
 
     def to_report(self) -> dict[str, Any]:
         extra = {"index": self.index} if self.index is not None else {}
@@ -108,6 +109,7 @@ class Summary:
             "clusters": self.clusters,
             "inputs": self.inputs,
             "seconds": round(self.seconds, 3),
+            "index_bytes_per_article": round(self.index_bytes_per_article, 1),
             "options": self.options,
         } | extra
 
@@ -300,6 +302,7 @@ def _run(
     del seen_ids
 
     # Pass 2: clusters decided; write everything in input order from the spill.
+    index_bytes = finder.nbytes() / len(finder) if finder is not None and len(finder) else 0.0
     result = finder.finish(options.keep) if finder is not None else None
     members: dict[int, list[int]] = {}
     if result is not None:
@@ -362,6 +365,7 @@ def _run(
         seconds=0.0,
         options=_options_for_report(options),
         explained=index.explained,
+        index_bytes_per_article=index_bytes,
     )
 
 

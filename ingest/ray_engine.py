@@ -568,6 +568,7 @@ class _RayRun:
         t = self._stage("sign", t)
 
         # 2. clusters
+        index_bytes = finder.nbytes() / len(finder) if finder is not None and len(finder) else 0.0
         result = finder.finish(options.keep) if finder is not None else None
         members: dict[int, list[int]] = {}
         if result is not None:
@@ -635,4 +636,5 @@ class _RayRun:
             seconds=0.0,
             options=_options_for_report(options),
             explained=index.explained,
+            index_bytes_per_article=index_bytes,
         )
