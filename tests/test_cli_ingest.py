@@ -204,3 +204,32 @@ def test_ray_address_needs_the_ray_engine() -> None:
     result = run("ingest", str(DATA / "sample_dump.txt"), "-q", "--ray-address", "auto")
     assert result.exit_code == 2
     assert result.stderr == "Error: --ray-address needs --engine ray\n"
+
+
+def _partition(lines: list[dict]) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for r in lines:
+        groups.setdefault(r["cluster"], set()).add(r["id"])
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_clusters_do_not_depend_on_input_order(tmp_path: Path) -> None:
+    from tests.conftest import SHARED
+
+    source = SHARED / "eval" / "neardup" / "docs.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines() if source.exists() else [
+        json.dumps({"id": r, "text": t}) for r, t in
+        [("a", ARTICLE_A), ("b", ARTICLE_B), ("a2", ARTICLE_A.replace("ten percent", "12 percent"))]]
+    import random
+
+    partitions = []
+    for seed in (0, 1, 2):
+        shuffled = lines[:]
+        random.Random(seed).shuffle(shuffled)
+        docs = tmp_path / f"docs{seed}.jsonl"
+        docs.write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+        result = run("clusters", str(docs), "-q", "--workers", "1")
+        assert result.exit_code == 0
+        partitions.append(_partition(parse_stdout(result)))
+    assert partitions[0] == partitions[1] == partitions[2]
+    assert any(len(g) > 1 for g in partitions[0])
