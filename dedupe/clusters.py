@@ -17,7 +17,6 @@ permutation), its shingle count, length and date -- not its shingles, unless a
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -382,7 +381,6 @@ class NearDuplicateFinder:
         live = None if live_mask.all() else np.flatnonzero(live_mask)
         bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
         full, links = self._bucket_policy()
-        empty = np.empty(0, np.int64)
         if self._store is not None:  # exact verification: collect the distinct candidates first
             acc = PairSet()
             keys = self._all_band_keys(bands, rows, live)
@@ -517,7 +515,6 @@ class NearDuplicateFinder:
             # group edges by the later article, visited in rank order
             eorder = np.lexsort((rank[early], -jac, -score, rank[late]))
             early, late = early[eorder], late[eorder]
-            score_s, jac_s = score[eorder], jac[eorder]
             is_hub = np.ones(n, dtype=bool)
             bounds = np.flatnonzero(np.diff(rank[late])) + 1
             starts = np.concatenate(([0], bounds)).tolist()
@@ -544,7 +541,6 @@ class NearDuplicateFinder:
                     is_hub[u] = False
                     members.setdefault(v, []).append(u)
                     break
-            del score_s, jac_s
         # edge lookup for links to kept articles
         edge_sim: dict[tuple[int, int], tuple[float, float]] = {}
         for a, b, x, y in zip(i.tolist(), j.tolist(), jac.tolist(), con.tolist()):

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from dedupe.clusters import NearDuplicateFinder
+from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
 from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_chunk, sign_chunk
@@ -302,12 +302,7 @@ def _run(
     del seen_ids
 
     # Pass 2: clusters decided; write everything in input order from the spill.
-    index_bytes = finder.nbytes() / len(finder) if finder is not None and len(finder) else 0.0
-    result = finder.finish(options.keep) if finder is not None else None
-    members: dict[int, list[int]] = {}
-    if result is not None:
-        for link in sorted(result.links.values(), key=lambda link: link.index):
-            members.setdefault(link.kept, []).append(link.index)
+    index_bytes, result, members = decide_clusters(finder, options.keep)
     # Articles an earlier run already kept (the index's writer lock is held from here on).
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     clusters_count = 0
@@ -329,16 +324,7 @@ def _run(
             if link is not None:
                 counter["duplicates"] += 1
                 if duplicates is not None:
-                    duplicates.write({
-                        "id": aid,
-                        "duplicate_of": cluster,
-                        "similarity": round(link.similarity, 4),
-                        "containment": round(link.containment, 4),
-                        "cluster": cluster,
-                        "cluster_size": link.cluster_size,
-                        "file": index.file_of(i),
-                        "record": int(index.records[i]),
-                    })
+                    duplicates.write(duplicate_record(index, i, cluster, link))
                 continue
             clusters_count += 1
             counter["kept"] += 1
@@ -367,6 +353,33 @@ def _run(
         explained=index.explained,
         index_bytes_per_article=index_bytes,
     )
+
+
+def decide_clusters(finder: NearDuplicateFinder | None, keep: str) -> tuple[float, Clusters | None, dict[int, list[int]]]:
+    """Finish the near-duplicate finder (shared by both engines): the index's bytes per article
+    (measured before `finish`), the clusters, and each kept article's dropped members in order."""
+    if finder is None:
+        return 0.0, None, {}
+    index_bytes = finder.nbytes() / len(finder) if len(finder) else 0.0
+    result = finder.finish(keep)
+    members: dict[int, list[int]] = {}
+    for link in sorted(result.links.values(), key=lambda link: link.index):
+        members.setdefault(link.kept, []).append(link.index)
+    return index_bytes, result, members
+
+
+def duplicate_record(index: _RunIndex, i: int, cluster: str, link: Link) -> dict[str, object]:
+    """The duplicates-record line of dropped article `i`."""
+    return {
+        "id": index.ids[i],
+        "duplicate_of": cluster,
+        "similarity": round(link.similarity, 4),
+        "containment": round(link.containment, 4),
+        "cluster": cluster,
+        "cluster_size": link.cluster_size,
+        "file": index.file_of(i),
+        "record": int(index.records[i]),
+    }
 
 
 _FRAME = struct.Struct("<II")

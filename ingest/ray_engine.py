@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +45,8 @@ from ingest import parallel
 from ingest.clean import CleanSettings, Signed, clean_record, sign_chunk
 from ingest.pipeline import (
     CHUNK,
+    decide_clusters,
+    duplicate_record,
     IngestOptions,
     Outputs,
     ProgressFn,
@@ -57,7 +57,7 @@ from ingest.pipeline import (
     _RunIndex,
 )
 from ingest.clean import REPEATED
-from ingest.readers import ReaderOptions, _BINARY_SNIFF, _decode, _looks_binary, _split_fields, _stem, read_source
+from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
 from ingest.records import Article, RawRecord, Reject
 from ingest.rules import load_rules
 from ingest.sources import MAGIC, Source
@@ -138,31 +138,7 @@ def _read_jsonl_range(source: Source, start: int, end: int, first_number: int,
         if not raw.strip():
             continue
         number += 1
-        text, bad = _decode(raw)
-        text = text.lstrip("\ufeff").rstrip("\r\n")
-        if len(raw) > options.max_record_bytes:
-            yield Reject(source.name, number, begin, "too_large",
-                         f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
-            continue
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield Reject(source.name, number, begin, "bad_json", f"not JSON: {exc}", text)
-            continue
-        if not isinstance(obj, dict):
-            yield Reject(source.name, number, begin, "bad_json", "a JSON object was expected", text)
-            continue
-        body = obj.get(options.text_field)
-        if not isinstance(body, str):
-            yield Reject(source.name, number, begin, "missing_text",
-                         f"no string field {options.text_field!r} (see --text-field)", text)
-            continue
-        fields = _split_fields(obj, options)
-        if not fields.get("id") or obj.get(options.id_field) is None:
-            fields["id"] = f"{stem}:{number}"
-        if bad:
-            fields["encoding_errors"] = bad
-        yield RawRecord(source.name, number, begin, body, fields)
+        yield parse_jsonl_line(source, raw, number, begin, stem, options)
 
 
 def _count_records(path: str, start: int, end: int) -> int:
@@ -568,12 +544,7 @@ class _RayRun:
         t = self._stage("sign", t)
 
         # 2. clusters
-        index_bytes = finder.nbytes() / len(finder) if finder is not None and len(finder) else 0.0
-        result = finder.finish(options.keep) if finder is not None else None
-        members: dict[int, list[int]] = {}
-        if result is not None:
-            for link in sorted(result.links.values(), key=lambda link: link.index):
-                members.setdefault(link.kept, []).append(link.index)
+        index_bytes, result, members = decide_clusters(finder, options.keep)
         t = self._stage("clusters", t)
 
         # 3. write: records from the driver, corpus lines assembled by tasks per unit
@@ -588,16 +559,7 @@ class _RayRun:
             if link is not None:
                 dups += 1
                 if duplicates is not None:
-                    duplicates.write({
-                        "id": aid,
-                        "duplicate_of": cluster,
-                        "similarity": round(link.similarity, 4),
-                        "containment": round(link.containment, 4),
-                        "cluster": cluster,
-                        "cluster_size": link.cluster_size,
-                        "file": index.file_of(i),
-                        "record": int(index.records[i]),
-                    })
+                    duplicates.write(duplicate_record(index, i, cluster, link))
                 continue
             clusters_count += 1
             kept += 1

@@ -259,6 +259,33 @@ def _split_fields(obj: dict[str, object], options: ReaderOptions) -> dict[str, o
     return fields
 
 
+def parse_jsonl_line(source: Source, raw: bytes, number: int, start: int, stem: str,
+                     options: ReaderOptions) -> RawRecord | Reject:
+    """One non-blank JSONL line → a record or a reject (shared with the Ray engine's
+    byte-range reader, so both engines judge every line the same way)."""
+    text, bad = _decode(raw)
+    text = text.lstrip("\ufeff").rstrip("\r\n")
+    if len(raw) > options.max_record_bytes:
+        return Reject(source.name, number, start, "too_large",
+                      f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return Reject(source.name, number, start, "bad_json", f"not JSON: {exc}", text)
+    if not isinstance(obj, dict):
+        return Reject(source.name, number, start, "bad_json", "a JSON object was expected", text)
+    body = obj.get(options.text_field)
+    if not isinstance(body, str):
+        return Reject(source.name, number, start, "missing_text",
+                      f"no string field {options.text_field!r} (see --text-field)", text)
+    fields = _split_fields(obj, options)
+    if not fields.get("id") or obj.get(options.id_field) is None:
+        fields["id"] = f"{stem}:{number}"
+    if bad:
+        fields["encoding_errors"] = bad
+    return RawRecord(source.name, number, start, body, fields)
+
+
 def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
     stem = _stem(source.name)
     offset = 0
@@ -269,31 +296,7 @@ def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOption
         if not raw.strip():
             continue
         number += 1
-        text, bad = _decode(raw)
-        text = text.lstrip("\ufeff").rstrip("\r\n")
-        if len(raw) > options.max_record_bytes:
-            yield Reject(source.name, number, start, "too_large",
-                         f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
-            continue
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield Reject(source.name, number, start, "bad_json", f"not JSON: {exc}", text)
-            continue
-        if not isinstance(obj, dict):
-            yield Reject(source.name, number, start, "bad_json", "a JSON object was expected", text)
-            continue
-        body = obj.get(options.text_field)
-        if not isinstance(body, str):
-            yield Reject(source.name, number, start, "missing_text",
-                         f"no string field {options.text_field!r} (see --text-field)", text)
-            continue
-        fields = _split_fields(obj, options)
-        if not fields.get("id") or obj.get(options.id_field) is None:
-            fields["id"] = f"{stem}:{number}"
-        if bad:
-            fields["encoding_errors"] = bad
-        yield RawRecord(source.name, number, start, body, fields)
+        yield parse_jsonl_line(source, raw, number, start, stem, options)
     if lines.truncated:
         yield _unreadable(source, number + 1, offset, "", lines.truncated, None)
     elif number == 0:
