@@ -39,6 +39,22 @@ def _key(norm: str) -> int:
     return xxhash.xxh64_intdigest(norm.encode("utf-8"))
 
 
+def prepare_observation(paragraphs: Iterable[str]) -> list[tuple[int, int, str | None]]:
+    """One article's distinct normalised paragraphs as (key, length, text when short enough to
+    be signed for near-variant grouping, else None), in order. Pure: runs in worker processes."""
+    seen: set[int] = set()
+    out: list[tuple[int, int, str | None]] = []
+    for norm in normalise_many(list(paragraphs)):
+        if not norm:
+            continue
+        k = _key(norm)
+        if k in seen:
+            continue
+        seen.add(k)
+        out.append((k, len(norm), norm if len(norm) <= SIGN_MAX_CHARS else None))
+    return out
+
+
 class RecurringParagraphs:
     """Learns recurring paragraphs from a bounded sample (``observe`` per article, ``freeze``),
     then answers ``is_recurring`` for any paragraph.
@@ -78,29 +94,27 @@ class RecurringParagraphs:
 
     def observe(self, paragraphs: Iterable[str]) -> None:
         """Count one article's paragraphs (each distinct normalised paragraph once)."""
+        self.observe_prepared(prepare_observation(paragraphs))
+
+    def observe_prepared(self, prepared: list[tuple[int, int, str | None]]) -> None:
+        """`observe` for an article already passed through `prepare_observation` (which worker
+        processes can do: it is the costly, per-paragraph part)."""
         if self._frozen:
             raise RuntimeError("observe() after freeze()")
-        seen: set[int] = set()
         slots = self._slot
         counts = self._counts
-        for norm in normalise_many(list(paragraphs)):
-            if not norm:
-                continue
-            k = _key(norm)
-            if k in seen:
-                continue
-            seen.add(k)
+        for k, length, norm in prepared:
             slot = slots.get(k)
             if slot is not None:
                 counts[slot] += 1
             elif len(slots) < self.max_distinct:
                 # signatures are computed later in batches (``_flush``): far less overhead
                 slots[k] = len(counts)
-                if len(norm) <= SIGN_MAX_CHARS:
+                if norm is not None:
                     self._signed_slots.append(len(counts))
                     self._pending.append(norm)
                 counts.append(1)
-                self._lens.append(len(norm))
+                self._lens.append(length)
         if len(self._pending) >= _SIGN_BATCH:
             self._flush()
 

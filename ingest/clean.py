@@ -8,6 +8,7 @@ context, so any worker count gives the same results.
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import orjson
 from dedupe.config import DedupeConfig
 from dedupe.minhash import signatures
 from dedupe.paragraphs import collapse_repeated_paragraphs
-from dedupe.recurring import RecurringParagraphs
+from dedupe.recurring import RecurringParagraphs, prepare_observation
 from dedupe.shingles import shingle_hashes_many
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
@@ -113,6 +114,13 @@ def clean_chunk(chunk: list[RawRecord | Reject]) -> list[Article | Reject]:
     return [item if isinstance(item, Reject) else clean_record(item, settings) for item in chunk]
 
 
+def clean_and_prepare_chunk(chunk: list[RawRecord | Reject]) -> tuple[list[Article | Reject], list[Any]]:
+    """`clean_chunk` for the recurring sample, plus each article's prepared observation, so the
+    parent only merges counts (learning the sample is otherwise serial work in the parent)."""
+    cleaned = clean_chunk(chunk)
+    return cleaned, [prepare_observation(a.paragraphs) if isinstance(a, Article) else None for a in cleaned]
+
+
 @dataclass
 class Signed:
     """A finished article: its corpus line, split around the `duplicates` field (known only
@@ -159,10 +167,24 @@ def _finished(article: Article, explain: frozenset[str]) -> Signed:
                   article if article.id in explain else None)
 
 
-def sign_chunk(chunk: list[RawRecord | Reject | Article], detector: RecurringParagraphs | None) -> list[Signed | Reject]:
+def _detector(ref: RecurringParagraphs | str | None, ctx: dict[str, Any]) -> RecurringParagraphs | None:
+    """The frozen detector, given itself or as the path of its pickle. Sending the object with
+    every chunk cost more CPU than the work it enabled; a path is read once per worker."""
+    if not isinstance(ref, str):
+        return ref
+    cached = ctx.get("_detector")
+    if cached is None or cached[0] != ref:
+        with open(ref, "rb") as fh:
+            cached = ctx["_detector"] = (ref, pickle.load(fh))
+    return cached[1]
+
+
+def sign_chunk(chunk: list[RawRecord | Reject | Article],
+               detector: RecurringParagraphs | str | None) -> list[Signed | Reject]:
     """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
-    shingle and sign (batched over the chunk)."""
+    shingle and sign (batched over the chunk). `detector` may be the path of its pickle."""
     ctx: dict[str, Any] = worker_context()
+    detector = _detector(detector, ctx)
     settings: CleanSettings = ctx["clean"]
     config: DedupeConfig | None = ctx.get("dedupe")
     explain: frozenset[str] = ctx.get("explain", frozenset())

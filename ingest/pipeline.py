@@ -31,7 +31,7 @@ import orjson
 from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_chunk, sign_chunk
+from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_and_prepare_chunk, sign_chunk
 from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
@@ -262,14 +262,19 @@ def _run(
         if detector is not None:
             head_chunks = islice(records, -(-options.recurring_sample // CHUNK))
             with open(sample_path, "wb") as sample:
-                for results in workers.map(clean_chunk, head_chunks):
-                    for item in results:
-                        if isinstance(item, Article):
-                            detector.observe(item.paragraphs)
+                for results, prepared in workers.map(clean_and_prepare_chunk, head_chunks):
+                    for obs in prepared:
+                        if obs is not None:
+                            detector.observe_prepared(obs)
                     pickle.dump(results, sample, protocol=pickle.HIGHEST_PROTOCOL)
                     sampled += 1
                     progress("clean", len(results))
             detector.freeze()
+        detector_ref: RecurringParagraphs | str | None = detector
+        if detector is not None and options.workers > 1:
+            detector_ref = os.path.join(spill_dir, "recurring.pickle")
+            with open(detector_ref, "wb") as fh:
+                pickle.dump(detector, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
         # Pass 1b: finish the sample, then clean + finish the rest; index in input order.
         def rest() -> Iterator[list[Any]]:
@@ -280,7 +285,7 @@ def _run(
                 os.unlink(sample_path)
             yield from records
 
-        for results in workers.map(sign_chunk, rest(), detector):
+        for results in workers.map(sign_chunk, rest(), detector_ref):
             for item in results:
                 if isinstance(item, Reject):
                     rejects.add(item)
