@@ -22,6 +22,7 @@ from array import array
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -173,38 +174,23 @@ def run_ingest(
     started = time.perf_counter()
     counter: Counter[str] = Counter()
     index_run = _open_index(options)  # before any output exists: a mismatch leaves nothing behind
-    opened: list[AtomicOutput] = []
-
-    def open_output(path: str | None) -> AtomicOutput | None:
-        if not path:
-            return None
-        out = AtomicOutput(path)
-        opened.append(out)
-        return out
-
-    try:
-        rejects = _Rejects(open_output(outputs.rejects), options.on_error)
-        corpus = open_output(outputs.corpus)
-        duplicates = open_output(outputs.duplicates)
-        clusters_out = open_output(outputs.clusters)
-    except BaseException:
-        for out in opened:
-            out.abort()
-        raise
-    sinks = opened
+    sinks = OpenedOutputs()
+    with sinks.aborting_on_error():
+        rejects = _Rejects(sinks.open(outputs.rejects), options.on_error)
+        corpus = sinks.open(outputs.corpus)
+        duplicates = sinks.open(outputs.duplicates)
+        clusters_out = sinks.open(outputs.clusters)
     spill_dir = tempfile.TemporaryDirectory(prefix="thresher-", dir=options.tmp_dir)
     try:
         summary = _run(sources, options, counter, rejects, corpus, duplicates, clusters_out,
                        spill_dir.name, progress, index_run)
-        for sink in sinks:
-            sink.commit()
+        sinks.commit()
         if index_run is not None:
             summary.index = index_run.commit()  # only now: the outputs are safely written
         summary.seconds = time.perf_counter() - started
         return summary
     except BaseException:
-        for sink in sinks:
-            sink.abort()
+        sinks.abort()
         if index_run is not None:
             index_run.abort()
         raise
@@ -235,20 +221,7 @@ def _run(
     progress: ProgressFn,
     index_run: IndexRun | None = None,
 ) -> Summary:
-    settings = CleanSettings(
-        rules=load_rules(options.rules_files),
-        boilerplate=options.boilerplate,
-        collapse_paragraphs=options.collapse_paragraphs,
-        keep_removed_lines=bool(options.explain_ids),
-    )
-    learn_recurring = options.recurring and options.boilerplate and options.recurring_sample > 0
-    detector = RecurringParagraphs(min_articles=options.recurring_min_articles) if learn_recurring else None
-    finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
-    context = {
-        "clean": settings,
-        "dedupe": options.dedupe if finder is not None else None,
-        "explain": options.explain_ids,
-    }
+    detector, finder, context = run_setup(options)
     records = chunked(_read_all(sources, options.reader, counter), CHUNK)
     seen_ids: set[str] = set()
     index = _RunIndex()
@@ -287,19 +260,8 @@ def _run(
 
         for results in workers.map(sign_chunk, rest(), detector_ref):
             for item in results:
-                if isinstance(item, Reject):
-                    rejects.add(item)
+                if not accept(item, rejects, seen_ids, index, finder):
                     continue
-                if item.id in seen_ids:
-                    rejects.add(Reject(item.file, item.record, None, "duplicate_id",
-                                       f"id {item.id!r} was already used by an earlier record",
-                                       "", item.id))
-                    continue
-                seen_ids.add(item.id)
-                index.add(item)
-                if finder is not None:
-                    # The finder needs only the shingle count; range() carries it without memory.
-                    finder.add(item.signature, range(item.size), length=item.length, date=item.date)  # type: ignore[arg-type]
                 spill.write(_FRAME.pack(len(item.head), len(item.tail)))
                 spill.write(item.head)
                 spill.write(item.tail)
@@ -358,6 +320,76 @@ def _run(
         explained=index.explained,
         index_bytes_per_article=index_bytes,
     )
+
+
+class OpenedOutputs:
+    """The run's output files, opened one by one; all committed together or all thrown away."""
+
+    def __init__(self) -> None:
+        self.outputs: list[AtomicOutput] = []
+
+    def open(self, path: str | None) -> AtomicOutput | None:
+        if not path:
+            return None
+        out = AtomicOutput(path)
+        self.outputs.append(out)
+        return out
+
+    @contextmanager
+    def aborting_on_error(self) -> Iterator[None]:
+        """If opening a later output fails, the earlier ones leave no temporary file behind."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> None:
+        for out in self.outputs:
+            out.commit()
+
+    def abort(self) -> None:
+        for out in self.outputs:
+            out.abort()
+
+
+def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearDuplicateFinder | None, dict[str, Any]]:
+    """What both engines build before reading: the recurring-paragraph detector (when it is to
+    learn), the near-duplicate finder, and the context every worker gets."""
+    settings = CleanSettings(
+        rules=load_rules(options.rules_files),
+        boilerplate=options.boilerplate,
+        collapse_paragraphs=options.collapse_paragraphs,
+        keep_removed_lines=bool(options.explain_ids),
+    )
+    learn = options.recurring and options.boilerplate and options.recurring_sample > 0
+    detector = RecurringParagraphs(min_articles=options.recurring_min_articles) if learn else None
+    finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
+    context = {
+        "clean": settings,
+        "dedupe": options.dedupe if finder is not None else None,
+        "explain": options.explain_ids,
+    }
+    return detector, finder, context
+
+
+def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: _RunIndex,
+           finder: NearDuplicateFinder | None) -> bool:
+    """Take one finished item in input order: a reject or a reused id goes to the rejects record;
+    an article is remembered and added to the finder. True when it was accepted."""
+    if isinstance(item, Reject):
+        rejects.add(item)
+        return False
+    if item.id in seen_ids:
+        rejects.add(Reject(item.file, item.record, None, "duplicate_id",
+                           f"id {item.id!r} was already used by an earlier record", "", item.id))
+        return False
+    seen_ids.add(item.id)
+    index.add(item)
+    if finder is not None:
+        # The finder needs only the shingle count; range() carries it without memory.
+        finder.add(item.signature, range(item.size), length=item.length, date=item.date)  # type: ignore[arg-type]
+    return True
 
 
 def decide_clusters(finder: NearDuplicateFinder | None, keep: str) -> tuple[float, Clusters | None, dict[int, list[int]]]:

@@ -39,27 +39,28 @@ from typing import Any
 
 import orjson
 
-from dedupe.clusters import NearDuplicateFinder
 from dedupe.recurring import RecurringParagraphs
 from ingest import parallel
-from ingest.clean import CleanSettings, Signed, clean_record, sign_chunk
+from ingest.clean import Signed, clean_and_prepare_chunk, sign_chunk
 from ingest.pipeline import (
     CHUNK,
-    decide_clusters,
-    duplicate_record,
+    AccountingError,
     IngestOptions,
+    OpenedOutputs,
     Outputs,
     ProgressFn,
-    AccountingError,
     Summary,
     _options_for_report,
     _Rejects,
     _RunIndex,
+    accept,
+    decide_clusters,
+    duplicate_record,
+    run_setup,
 )
 from ingest.clean import REPEATED
 from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
 from ingest.records import Article, RawRecord, Reject
-from ingest.rules import load_rules
 from ingest.sources import MAGIC, Source
 from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
 
@@ -184,14 +185,11 @@ def _install(context: dict[str, Any]) -> None:
     parallel._set_context(context)
 
 
-def clean_unit(unit: Unit, context: dict[str, Any]) -> tuple[list[Article | Reject], list[list[str] | None]]:
-    """Read and clean one unit; also the paragraphs the recurring detector observes."""
+def clean_unit(unit: Unit, context: dict[str, Any]) -> tuple[list[Article | Reject], list[Any]]:
+    """Read and clean one unit; also each article's prepared recurring-detector observation
+    (the same worker-side preparation as the local engine's)."""
     _install(context)
-    settings: CleanSettings = context["clean"]
-    items = [item if isinstance(item, Reject) else clean_record(item, settings)
-             for item in _unit_items(unit, context["reader"])]
-    observe = [item.paragraphs if isinstance(item, Article) else None for item in items]
-    return items, observe
+    return clean_and_prepare_chunk(list(_unit_items(unit, context["reader"])))
 
 
 def sign_items(items: list[Any], context: dict[str, Any],
@@ -312,40 +310,27 @@ def run_ingest_ray(
         ray.init(address=address, **kwargs)
         owns_ray = True
     ray_start = time.perf_counter() - started
-    opened: list[AtomicOutput] = []
+    opened = OpenedOutputs()
     shards: _Shards | None = None
 
-    def open_output(path: str | None) -> AtomicOutput | None:
-        if not path:
-            return None
-        out = AtomicOutput(path)
-        opened.append(out)
-        return out
-
     try:
-        try:
-            rejects = _Rejects(open_output(outputs.rejects), options.on_error)
+        with opened.aborting_on_error():
+            rejects = _Rejects(opened.open(outputs.rejects), options.on_error)
             if is_folder_target(outputs.corpus):
                 shards = _open_shards(outputs.corpus)  # type: ignore[arg-type]
                 corpus = None
             else:
-                corpus = open_output(outputs.corpus)
-            duplicates = open_output(outputs.duplicates)
-            clusters_out = open_output(outputs.clusters)
-        except BaseException:
-            for out in opened:
-                out.abort()
-            raise
+                corpus = opened.open(outputs.corpus)
+            duplicates = opened.open(outputs.duplicates)
+            clusters_out = opened.open(outputs.clusters)
         try:
             engine = _RayRun(ray, sources, options, progress)
             summary = engine.run(rejects, corpus, shards, duplicates, clusters_out)
-            for sink in opened:
-                sink.commit()
+            opened.commit()
             if shards is not None:
                 shards.commit()
         except BaseException:
-            for sink in opened:
-                sink.abort()
+            opened.abort()
             if shards is not None:
                 shards.abort()
             raise
@@ -446,29 +431,16 @@ class _RayRun:
             duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> Summary:
         ray, options, remote = self.ray, self.options, self.remote
         t = time.perf_counter()
-        settings = CleanSettings(
-            rules=load_rules(options.rules_files),
-            boilerplate=options.boilerplate,
-            collapse_paragraphs=options.collapse_paragraphs,
-            keep_removed_lines=bool(options.explain_ids),
-        )
-        learn = options.recurring and options.boilerplate and options.recurring_sample > 0
-        finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
-        context = {
-            "clean": settings,
-            "dedupe": options.dedupe if finder is not None else None,
-            "explain": options.explain_ids,
-            "reader": options.reader,
-        }
+        learner, finder, context = run_setup(options)
+        context["reader"] = options.reader
         units = self.plan()
         context_ref = ray.put(context)
         t = self._stage("plan", t)
 
         # 1a. recurring sample: the first ceil(sample / CHUNK) * CHUNK records, in input order.
         cleaned: dict[int, Any] = {}  # unit -> ref of its cleaned items
-        detector = None
-        if learn:
-            detector = RecurringParagraphs(min_articles=options.recurring_min_articles)
+        detector = learner
+        if detector is not None:
             want = -(-options.recurring_sample // CHUNK) * CHUNK
             seen = 0
             learning = 0.0
@@ -483,9 +455,9 @@ class _RayRun:
                 cleaned[u] = items_ref
                 observe = _unwrap(ray, observe_ref)
                 w = time.perf_counter()
-                for paragraphs in observe[: want - seen]:
-                    if paragraphs is not None:
-                        detector.observe(paragraphs)
+                for prepared in observe[: want - seen]:
+                    if prepared is not None:
+                        detector.observe_prepared(prepared)
                 learning += time.perf_counter() - w
                 seen += len(observe)
                 self.progress("clean", len(observe))
@@ -527,16 +499,9 @@ class _RayRun:
                     rejects.add(item)
                     continue
                 k, pos = pos, pos + 1
-                if item.id in seen_ids:
-                    rejects.add(Reject(item.file, item.record, None, "duplicate_id",
-                                       f"id {item.id!r} was already used by an earlier record",
-                                       "", item.id))
-                    continue
-                seen_ids.add(item.id)
-                mine.append((k, len(index.ids)))
-                index.add(item)
-                if finder is not None:
-                    finder.add(item.signature, range(item.size), length=item.length, date=item.date)  # type: ignore[arg-type]
+                i = len(index.ids)
+                if accept(item, rejects, seen_ids, index, finder):
+                    mine.append((k, i))
             accepted.append(mine)
             self.progress("dedupe", len(facts))
         del seen_ids
