@@ -43,6 +43,7 @@ from datasketch import MinHashLSH
 from dedupe.config import DedupeConfig
 from dedupe.minhash import to_lean_minhash
 from ingest.index_store import (
+    StoredParams,
     Candidates,
     IndexParams,
     IndexStats,
@@ -84,7 +85,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-class RedisIndex:
+class RedisIndex(StoredParams):
     def __init__(self, url: str, wait: float) -> None:
         self.location = redact(url)
         parts = urlsplit(url)
@@ -393,10 +394,3 @@ class RedisIndex:
     def close(self) -> None:
         self.rollback()
         self.r.close()
-
-    def _params(self) -> IndexParams:
-        if self.params is None:
-            self.params = self.stored_params()
-        if self.params is None:
-            raise IndexStoreError(f"index {self.location} is empty (no parameters stored yet)")
-        return self.params

@@ -29,6 +29,7 @@ import numpy as np
 
 from dedupe.index import band_keys
 from ingest.index_store import (
+    StoredParams,
     Candidates,
     IndexParams,
     IndexStats,
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS bands(
 _CHUNK = 500  # host parameters per IN (...) query
 
 
-class SqliteIndex:
+class SqliteIndex(StoredParams):
     def __init__(self, path: str, wait: float) -> None:
         self.location = path
         self.params: IndexParams | None = None
@@ -224,12 +225,6 @@ class SqliteIndex:
         self.rollback()
         self.db.close()
 
-    def _params(self) -> IndexParams:
-        if self.params is None:
-            self.params = self.stored_params()
-        if self.params is None:
-            raise IndexStoreError(f"index {self.location} is empty (no parameters stored yet)")
-        return self.params
 
 
 def _cap_buckets(rows: np.ndarray, max_bucket: int) -> np.ndarray:

@@ -161,6 +161,23 @@ class IndexStats:
         }
 
 
+class StoredParams:
+    """Shared by the backends: the parameters the index was built with, read once."""
+
+    location: str
+    params: IndexParams | None
+
+    def stored_params(self) -> IndexParams | None:
+        raise NotImplementedError
+
+    def _params(self) -> IndexParams:
+        if self.params is None:
+            self.params = self.stored_params()
+        if self.params is None:
+            raise IndexStoreError(f"index {self.location} is empty (no parameters stored yet)")
+        return self.params
+
+
 class IndexBackend(Protocol):
     """A persistent index.  ``lock`` starts the writer section that ``commit`` or ``rollback``
     ends; ``candidates`` and ``add`` are called inside it."""
