@@ -155,6 +155,27 @@ static inline __attribute__((always_inline)) uint32_t read_cp(int kind, const vo
     return ((const Py_UCS4 *)data)[i];
 }
 
+/* The normalised text as code points into out (len + 1 slots); returns its length. */
+static inline __attribute__((always_inline)) Py_ssize_t
+norm_impl(int kind, const void *data, Py_ssize_t len, const Map *m, Py_UCS4 *out)
+{
+    Py_ssize_t n = 0;
+    int last_space = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        uint32_t c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
+                                                  : map_cp(m, read_cp(kind, data, i));
+        if (__builtin_expect(c == DELETE, 0))
+            continue;
+        int sep = c == SEP;
+        out[n] = sep ? 32u : c;
+        n += !(sep & last_space);
+        last_space = sep;
+    }
+    if (n > 0 && out[n - 1] == 32u)
+        n--;
+    return n;
+}
+
 /* Word units (fmix64 of the polynomial hash sum c_i X**i of each word) or char units (separator
  * runs collapsed to one space, none at either end); returns their count.  Branch-free per
  * character: word boundaries are unpredictable. */
@@ -193,21 +214,16 @@ units_impl(int kind, const void *data, Py_ssize_t len, const Map *m, int char_mo
         }
 words_done:;
     } else {
-        int last_space = 1; /* nothing written yet counts as a space: no leading space */
-        for (Py_ssize_t i = 0; i < len; i++) {
-            uint32_t c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
-                                                      : map_cp(m, read_cp(kind, data, i));
-            if (__builtin_expect(c == DELETE, 0))
-                continue;
-            int sep = c == SEP;
-            units[nu] = sep ? 32u : c;
-            nu += !(sep & last_space);
-            last_space = sep;
+        /* The normalised text (norm_impl) written as 32-bit code points into the front of the
+           (allocated, untyped) 64-bit buffer, then widened in place from the end: units[k]
+           overwrites 32-bit slots 2k and 2k+1, which (for k > 0) were already read. The 32-bit
+           reads go through memcpy so no pointer of another type aliases the buffer. */
+        nu = norm_impl(kind, data, len, m, (Py_UCS4 *)(void *)units);
+        for (Py_ssize_t k = nu - 1; k >= 0; k--) {
+            uint32_t c;
+            memcpy(&c, (const char *)units + 4 * k, sizeof c);
+            units[k] = fmix64((uint64_t)c + CHAR_ADD);
         }
-        if (nu > 0 && units[nu - 1] == 32u)
-            nu--;
-        for (Py_ssize_t k = 0; k < nu; k++)
-            units[k] = fmix64(units[k] + CHAR_ADD);
     }
     return nu;
 }
@@ -224,27 +240,6 @@ static Py_ssize_t text_units(PyObject *s, const Map *m, int char_mode, uint64_t 
     default:
         return units_impl(PyUnicode_4BYTE_KIND, data, len, m, char_mode, units);
     }
-}
-
-/* The normalised text as code points into out (len + 1 slots); returns its length. */
-static inline __attribute__((always_inline)) Py_ssize_t
-norm_impl(int kind, const void *data, Py_ssize_t len, const Map *m, Py_UCS4 *out)
-{
-    Py_ssize_t n = 0;
-    int last_space = 1;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        uint32_t c = kind == PyUnicode_1BYTE_KIND ? m->latin1[((const Py_UCS1 *)data)[i]]
-                                                  : map_cp(m, read_cp(kind, data, i));
-        if (__builtin_expect(c == DELETE, 0))
-            continue;
-        int sep = c == SEP;
-        out[n] = sep ? 32u : c;
-        n += !(sep & last_space);
-        last_space = sep;
-    }
-    if (n > 0 && out[n - 1] == 32u)
-        n--;
-    return n;
 }
 
 static int check_str(PyObject *s)
