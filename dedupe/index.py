@@ -13,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from datasketch.lsh import _optimal_param
 
 _U64 = np.uint64
 _M1 = _U64(0xFF51AFD7ED558CCD)
@@ -38,6 +37,8 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     known = KNOWN_PARAMS.get((threshold, num_perm))
     if known is not None:
         return known
+    from datasketch.lsh import _optimal_param  # imported on demand: ~0.75 s (scipy)
+
     return _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from datasketch import LeanMinHash, MinHash
 
 from .config import DedupeConfig
 from .shingles import _kernels, shingle_hashes_many
+
+if TYPE_CHECKING:  # datasketch costs ~0.75 s to import (scipy); only the wrappers need it
+    from datasketch import LeanMinHash, MinHash
 
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's initial value: the signature of an empty set
 _CHUNK = 1 << 13  # shingles per matrix block: (128, 8192) uint32 = 4 MB stays in cache
@@ -26,10 +30,13 @@ _CHUNK = 1 << 13  # shingles per matrix block: (128, 8192) uint32 = 4 MB stays i
 
 @lru_cache(maxsize=16)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) uint32 permutation parameters exactly as datasketch's ``affine32`` draws them."""
-    perms = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    a = np.ascontiguousarray(perms[0], dtype=np.uint32)
-    b = np.ascontiguousarray(perms[1], dtype=np.uint32)
+    """(a, b) uint32 permutation parameters exactly as datasketch's ``affine32`` draws them
+    (``MinHash._init_permutations``: odd multipliers, then offsets, from one RandomState). Drawn
+    here rather than by building a datasketch MinHash so that start-up, in the parent and in
+    every worker, does not pay for importing datasketch; a test compares with datasketch."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
     a.setflags(write=False)
     b.setflags(write=False)
     return a, b
@@ -103,6 +110,8 @@ def _signatures_numpy(shingle_sets: Sequence[np.ndarray], config: DedupeConfig) 
 
 def to_lean_minhash(signature: np.ndarray, config: DedupeConfig) -> LeanMinHash:
     """Wrap a signature as a datasketch ``LeanMinHash`` (scheme ``affine32``)."""
+    from datasketch import LeanMinHash
+
     return LeanMinHash(
         seed=config.seed,
         hashvalues=np.asarray(signature, dtype=np.uint32),
@@ -112,6 +121,8 @@ def to_lean_minhash(signature: np.ndarray, config: DedupeConfig) -> LeanMinHash:
 
 def to_minhash(signature: np.ndarray, config: DedupeConfig) -> MinHash:
     """Wrap a signature as a datasketch ``MinHash`` (scheme ``affine32``)."""
+    from datasketch import MinHash
+
     return MinHash(
         num_perm=config.num_perm,
         seed=config.seed,

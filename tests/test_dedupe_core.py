@@ -118,3 +118,14 @@ def test_long_recurring_paragraph_is_found_by_its_exact_text_only() -> None:
     assert detector.is_recurring(footer.replace("2024", "2025"))  # digits are unified anyway
     assert not detector.is_recurring(footer.replace("Northern", "Southern"))  # no near-variant grouping
     assert not detector.is_recurring(bodies[0])
+
+
+def test_permutations_are_datasketch_affine32_draws() -> None:
+    from datasketch import MinHash
+
+    from dedupe.minhash import permutations
+
+    for num_perm, seed in ((128, 1), (64, 7), (37, 123)):
+        a, b = permutations(num_perm, seed)
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        assert a.tolist() == expected[0].tolist() and b.tolist() == expected[1].tolist()
