@@ -567,7 +567,72 @@ static int cmp_u64(const void *x, const void *y)
 
 /* word_pairs(norms, threshold, pre) -> [(k, m), ...] with m < k, both lengths comparable
  * (min >= threshold * max) and word-set Jaccard >= pre (inter >= pre * union), for normalised
- * texts (words separated by single spaces).  Words are compared by a 64-bit hash. */
+ * texts (words separated by single spaces).  Words are compared by a 64-bit hash.
+ *
+ * Intersections come from one pass over the words with a hash table of postings (the
+ * paragraphs each word was seen in): sorting every paragraph's word hashes with qsort cost
+ * ~65 us an article, most of the paragraph-repeat stage, while the usual answer is "no pair".
+ * Articles with very many paragraphs would make the n*n counts large; they use the
+ * sort-and-merge path, which gives the same pairs. */
+
+#define WP_TABLE_MAX_PARAS 256
+
+typedef struct {
+    uint64_t key;
+    int32_t last;  /* paragraph that last added this word, plus one; 0 = empty slot */
+    int32_t head;  /* newest posting node */
+} wp_slot;
+
+static Py_ssize_t wp_hash_words(PyObject *s, uint64_t *out)
+{
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s), pos = 0;
+    uint64_t h = 0;
+    int in_word = 0;
+#define WP_LOOP(READ)                                         \
+    for (Py_ssize_t i = 0; i < len; i++) {                    \
+        uint32_t c = (READ);                                  \
+        if (c == ' ') {                                       \
+            if (in_word)                                      \
+                out[pos++] = fmix64(h);                       \
+            h = 0;                                            \
+            in_word = 0;                                      \
+        } else {                                              \
+            h = (h + c + 1) * 0x100000001B3ULL;               \
+            in_word = 1;                                      \
+        }                                                     \
+    }
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = (const Py_UCS1 *)data;
+        WP_LOOP(p[i])
+    } else {
+        WP_LOOP(read_cp(kind, data, i))
+    }
+#undef WP_LOOP
+    if (in_word)
+        out[pos++] = fmix64(h);
+    return pos;
+}
+
+static int wp_emit(PyObject *out, Py_ssize_t k, Py_ssize_t m)
+{
+    PyObject *t = Py_BuildValue("(nn)", k, m);
+    if (!t || PyList_Append(out, t) < 0) {
+        Py_XDECREF(t);
+        return -1;
+    }
+    Py_DECREF(t);
+    return 0;
+}
+
+static inline int wp_lengths_ok(PyObject *norms, Py_ssize_t k, Py_ssize_t m, double threshold)
+{
+    double lk = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, k));
+    double lm = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, m));
+    return (lk < lm ? lk : lm) >= threshold * (lk > lm ? lk : lm);
+}
+
 static PyObject *k_word_pairs(PyObject *self, PyObject *args)
 {
     PyObject *norms;
@@ -585,81 +650,130 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     PyObject *out = PyList_New(0);
     if (!out)
         return NULL;
+    int any = 0;  /* no pair of comparable length: nothing to hash */
+    for (Py_ssize_t k = 1; k < n && !any; k++)
+        for (Py_ssize_t m = 0; m < k && !any; m++)
+            any = wp_lengths_ok(norms, k, m, threshold);
+    if (!any)
+        return out;
     uint64_t *words = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (total + 1));
     Py_ssize_t *start = (Py_ssize_t *)PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
+    wp_slot *table = NULL;
+    int32_t *node_para = NULL, *node_next = NULL, *inter = NULL, *distinct = NULL;
     if (!words || !start) {
         PyErr_NoMemory();
         goto fail;
     }
     Py_ssize_t pos = 0;
     for (Py_ssize_t d = 0; d < n; d++) {
-        PyObject *s = PyList_GET_ITEM(norms, d);
-        int kind = PyUnicode_KIND(s);
-        const void *data = PyUnicode_DATA(s);
-        Py_ssize_t len = PyUnicode_GET_LENGTH(s);
         start[d] = pos;
-        uint64_t h = 0;
-        int in_word = 0;
-        for (Py_ssize_t i = 0; i < len; i++) {
-            uint32_t c = read_cp(kind, data, i);
-            if (c == ' ') {
-                if (in_word)
-                    words[pos++] = fmix64(h);
-                h = 0;
-                in_word = 0;
-            } else {
-                h = (h + c + 1) * 0x100000001B3ULL;
-                in_word = 1;
-            }
-        }
-        if (in_word)
-            words[pos++] = fmix64(h);
-        Py_ssize_t cnt = pos - start[d];
-        qsort(words + start[d], cnt, sizeof(uint64_t), cmp_u64);
-        Py_ssize_t u = cnt ? 1 : 0;
-        uint64_t *wd = words + start[d];
-        for (Py_ssize_t i = 1; i < cnt; i++)
-            if (wd[i] != wd[u - 1])
-                wd[u++] = wd[i];
-        pos = start[d] + u;
+        pos += wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
     }
     start[n] = pos;
-    for (Py_ssize_t k = 1; k < n; k++) {
-        double lk = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, k));
-        for (Py_ssize_t m = 0; m < k; m++) {
-            double lm = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, m));
-            if ((lk < lm ? lk : lm) < threshold * (lk > lm ? lk : lm))
-                continue;
-            const uint64_t *a = words + start[k], *ae = words + start[k + 1];
-            const uint64_t *b = words + start[m], *be = words + start[m + 1];
-            Py_ssize_t na = ae - a, nb = be - b, inter = 0;
-            while (a < ae && b < be) {
-                if (*a < *b)
-                    a++;
-                else if (*b < *a)
-                    b++;
-                else {
-                    inter++;
-                    a++;
-                    b++;
-                }
-            }
-            if ((double)inter < pre * (double)(na + nb - inter))
-                continue;
-            PyObject *t = Py_BuildValue("(nn)", k, m);
-            if (!t || PyList_Append(out, t) < 0) {
-                Py_XDECREF(t);
-                goto fail;
-            }
-            Py_DECREF(t);
+    if (n <= WP_TABLE_MAX_PARAS) {
+        size_t cap = 16;
+        while (cap < (size_t)(2 * pos + 2))
+            cap <<= 1;
+        table = (wp_slot *)PyMem_Calloc(cap, sizeof(wp_slot));
+        node_para = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (pos + 1));
+        node_next = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (pos + 1));
+        inter = (int32_t *)PyMem_Calloc((size_t)(n * n), sizeof(int32_t));
+        distinct = (int32_t *)PyMem_Calloc((size_t)n, sizeof(int32_t));
+        if (!table || !node_para || !node_next || !inter || !distinct) {
+            PyErr_NoMemory();
+            goto fail;
         }
+        int32_t nodes = 0;
+        for (Py_ssize_t d = 0; d < n; d++) {
+            for (Py_ssize_t i = start[d]; i < start[d + 1]; i++) {
+                uint64_t w = words[i];
+                size_t at = (size_t)w & (cap - 1);
+                while (table[at].last && table[at].key != w)
+                    at = (at + 1) & (cap - 1);
+                wp_slot *e = &table[at];
+                if (e->last == d + 1)
+                    continue;  /* repeated inside this paragraph */
+                if (e->last) {
+                    for (int32_t nd = e->head; nd >= 0; nd = node_next[nd])
+                        inter[d * n + node_para[nd]]++;
+                    node_next[nodes] = e->head;
+                } else {
+                    e->key = w;
+                    node_next[nodes] = -1;
+                }
+                node_para[nodes] = (int32_t)d;
+                e->head = nodes++;
+                e->last = (int32_t)(d + 1);
+                distinct[d]++;
+            }
+        }
+        for (Py_ssize_t k = 1; k < n; k++)
+            for (Py_ssize_t m = 0; m < k; m++) {
+                if (!wp_lengths_ok(norms, k, m, threshold))
+                    continue;
+                double in = (double)inter[k * n + m];
+                if (in < pre * ((double)distinct[k] + (double)distinct[m] - in))
+                    continue;
+                if (wp_emit(out, k, m) < 0)
+                    goto fail;
+            }
+    } else {
+        /* unique sorted words of paragraph d: words[start[d] .. start[d] + distinct[d]) */
+        distinct = (int32_t *)PyMem_Calloc((size_t)n, sizeof(int32_t));
+        if (!distinct) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t d = 0; d < n; d++) {
+            Py_ssize_t cnt = start[d + 1] - start[d];
+            uint64_t *wd = words + start[d];
+            qsort(wd, cnt, sizeof(uint64_t), cmp_u64);
+            Py_ssize_t u = cnt ? 1 : 0;
+            for (Py_ssize_t i = 1; i < cnt; i++)
+                if (wd[i] != wd[u - 1])
+                    wd[u++] = wd[i];
+            distinct[d] = (int32_t)u;
+        }
+        for (Py_ssize_t k = 1; k < n; k++)
+            for (Py_ssize_t m = 0; m < k; m++) {
+                if (!wp_lengths_ok(norms, k, m, threshold))
+                    continue;
+                const uint64_t *a = words + start[k], *ae = a + distinct[k];
+                const uint64_t *b = words + start[m], *be = b + distinct[m];
+                Py_ssize_t na = ae - a, nb = be - b, inter_n = 0;
+                while (a < ae && b < be) {
+                    if (*a < *b)
+                        a++;
+                    else if (*b < *a)
+                        b++;
+                    else {
+                        inter_n++;
+                        a++;
+                        b++;
+                    }
+                }
+                if ((double)inter_n < pre * (double)(na + nb - inter_n))
+                    continue;
+                if (wp_emit(out, k, m) < 0)
+                    goto fail;
+            }
     }
     PyMem_Free(words);
     PyMem_Free(start);
+    PyMem_Free(table);
+    PyMem_Free(node_para);
+    PyMem_Free(node_next);
+    PyMem_Free(inter);
+    PyMem_Free(distinct);
     return out;
 fail:
     PyMem_Free(words);
     PyMem_Free(start);
+    PyMem_Free(table);
+    PyMem_Free(node_para);
+    PyMem_Free(node_next);
+    PyMem_Free(inter);
+    PyMem_Free(distinct);
     Py_DECREF(out);
     return NULL;
 }
