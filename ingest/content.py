@@ -14,6 +14,7 @@ for every article in the pipeline.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from itertools import repeat
@@ -52,6 +53,20 @@ _LANG_MIN_TOKENS = 8
 # A page with none of these needs no separator/URL/placeholder test per paragraph.
 _NOT_PLAIN = ("|", "•", " · ", "http", "www.", "[")
 _SHARE_SCALE = {lang: TYPICAL_SHARE[ENGLISH] / share for lang, share in TYPICAL_SHARE.items()}
+
+# The C kernel (ingest/_kernels.c, built at install) counts English stopwords in the samples
+# without making a str per token; the Python loop in score_page is the reference it is tested
+# against, and what non-English pages use. THRESHER_NO_KERNELS=1 selects the Python path.
+_kernels = None
+if not os.environ.get("THRESHER_NO_KERNELS"):
+    try:
+        from ingest import _kernels
+    except ImportError as exc:  # pragma: no cover - a source checkout without the build step
+        raise ImportError(
+            "thresher's compiled kernels (ingest._kernels) are missing: reinstall with "
+            "`pip install -e .` (needs a C compiler), or set THRESHER_NO_KERNELS=1 to run the "
+            "pure-Python code") from exc
+_EN_TABLE = _kernels.word_table(sorted(_STOP_ANYCASE)) if _kernels is not None else None
 
 
 def word_count(p: str) -> int:
@@ -102,14 +117,15 @@ def paragraph_score(p: str, lang: str | None = ENGLISH) -> float:
     """
     toks, words = _tokens(p)
     if lang is None:
-        return _score(p, toks, words, -1)
+        return _score(p, len(toks), words, -1)
     stops = _STOP_ANYCASE if lang == ENGLISH else stopwords_for(lang)
-    return _score(p, toks, words, sum(map(stops.__contains__, toks)), _SHARE_SCALE[lang])
+    return _score(p, len(toks), words, sum(map(stops.__contains__, toks)), _SHARE_SCALE[lang])
 
 
-def _score(p: str, toks: list[str], words: int, stops: int, scale: float = 1.0,
+def _score(p: str, ntoks: int, words: int, stops: int, scale: float = 1.0,
            plain: bool = False) -> float:
-    """``stops``: stopword hits among ``toks``, or -1 for a page without a stopword list.
+    """``stops``: stopword hits among the ``ntoks`` sampled tokens, or -1 for a page without
+    a stopword list.
 
     ``plain`` says the page has no separator, URL or placeholder characters at all, so those
     per-paragraph tests can be skipped (they are most of the cost for a clean article).
@@ -122,7 +138,7 @@ def _score(p: str, toks: list[str], words: int, stops: int, scale: float = 1.0,
         stop_ratio = _NEUTRAL_STOP_RATIO
         stops = 1
     else:
-        stop_ratio = stops / len(toks) * scale
+        stop_ratio = stops / ntoks * scale
     if p[-1] in _SENT_END:
         sentence = True
     else:
@@ -165,6 +181,11 @@ def score_page(paragraphs: list[str],
     """
     if words is None:
         words = [word_count(p) for p in paragraphs]
+    if _kernels is not None:
+        ntoks, hits, long_tok, long_hit = _kernels.stop_counts(
+            paragraphs, _EN_TABLE, _PREFIX, _LONG_PREFIX, _CLEAR_SHARE, _LANG_MIN_TOKENS)
+        if long_tok and long_hit >= _ENGLISH_PAGE * long_tok:  # English: nothing else to test
+            return _scored(paragraphs, ntoks, words, hits, ENGLISH), ENGLISH
     en = _STOP_ANYCASE
     clear_en = _CLEAR_SHARE
     toks_list: list[list[str]] = []
@@ -195,19 +216,23 @@ def score_page(paragraphs: list[str],
         elif lang != ENGLISH:
             stops = stopwords_for(lang)
             hits = [sum(map(stops.__contains__, t)) for t in toks_list]
-    scale = _SHARE_SCALE[lang] if lang is not None else 1.0
     if lang is not None and lang != ENGLISH:
         stops = stopwords_for(lang)
-        clear = _CLEAR_SHARE / scale
+        clear = _CLEAR_SHARE / _SHARE_SCALE[lang]
         for k, p in enumerate(paragraphs):
             t = toks_list[k]
             if len(p) > _PREFIX and hits[k] < clear * len(t):
                 t = toks_list[k] = _sample(p, _LONG_PREFIX)
                 hits[k] = sum(map(stops.__contains__, t))
+    return _scored(paragraphs, list(map(len, toks_list)), words, hits, lang), lang
+
+
+def _scored(paragraphs: list[str], ntoks: list[int], words: list[int], hits: list[int],
+            lang: str | None) -> list[float]:
     page = "\n".join(paragraphs)
     plain = not any(map(page.__contains__, _NOT_PLAIN))
-    return list(map(_score, paragraphs, toks_list, words, hits, repeat(scale),
-                    repeat(plain))), lang
+    scale = _SHARE_SCALE[lang] if lang is not None else 1.0
+    return list(map(_score, paragraphs, ntoks, words, hits, repeat(scale), repeat(plain)))
 
 
 def is_prose(p: str, lang: str | None = ENGLISH) -> bool:

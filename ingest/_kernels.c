@@ -1,0 +1,212 @@
+/* Inner loops of ingest/ in C.  The Python code in content.py is the reference: every function
+ * here returns exactly what it computes (tests/test_content_kernels.py compares them).
+ *
+ * stop_counts: the function-word share that content detection scores paragraphs by.  In Python
+ * it split a prefix of every paragraph into str tokens and looked each up in a frozenset --
+ * about a third of the cost of stripping a clean article.  Here tokens are hashed in place and
+ * looked up in a table built once from the stopword set.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WORD_MAX 31 /* longer tokens are never stopwords (checked when the table is built) */
+
+typedef struct {
+    uint64_t hash;
+    uint32_t len; /* 0: empty slot */
+    char word[WORD_MAX + 1];
+} word_slot;
+
+typedef struct {
+    size_t cap; /* power of two */
+    word_slot *slots;
+} word_table;
+
+static const char *CAPSULE = "thresher.word_table";
+
+static inline uint64_t step_hash(uint64_t h, uint32_t c)
+{
+    return (h ^ c) * 0x100000001B3ULL;
+}
+
+static void table_free(PyObject *capsule)
+{
+    word_table *t = (word_table *)PyCapsule_GetPointer(capsule, CAPSULE);
+    if (t) {
+        PyMem_Free(t->slots);
+        PyMem_Free(t);
+    }
+}
+
+/* word_table(words) -> capsule.  Words must be ASCII and at most WORD_MAX characters. */
+static PyObject *k_word_table(PyObject *self, PyObject *args)
+{
+    PyObject *words;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &words))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(words);
+    size_t cap = 16;
+    while (cap < (size_t)(4 * n))
+        cap <<= 1;
+    word_table *t = (word_table *)PyMem_Malloc(sizeof(word_table));
+    if (!t)
+        return PyErr_NoMemory();
+    t->cap = cap;
+    t->slots = (word_slot *)PyMem_Calloc(cap, sizeof(word_slot));
+    if (!t->slots) {
+        PyMem_Free(t);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        if (!PyUnicode_Check(w) || PyUnicode_READY(w) < 0 || !PyUnicode_IS_ASCII(w)
+            || PyUnicode_GET_LENGTH(w) == 0 || PyUnicode_GET_LENGTH(w) > WORD_MAX) {
+            PyErr_SetString(PyExc_ValueError, "table words must be non-empty ASCII str of at most 31 characters");
+            goto fail;
+        }
+        const char *s = (const char *)PyUnicode_1BYTE_DATA(w);
+        uint32_t len = (uint32_t)PyUnicode_GET_LENGTH(w);
+        uint64_t h = 0;
+        for (uint32_t k = 0; k < len; k++)
+            h = step_hash(h, (unsigned char)s[k]);
+        size_t at = (size_t)h & (cap - 1);
+        while (t->slots[at].len && !(t->slots[at].hash == h && t->slots[at].len == len
+                                     && memcmp(t->slots[at].word, s, len) == 0))
+            at = (at + 1) & (cap - 1);
+        t->slots[at].hash = h;
+        t->slots[at].len = len;
+        memcpy(t->slots[at].word, s, len);
+    }
+    PyObject *capsule = PyCapsule_New(t, CAPSULE, table_free);
+    if (capsule)
+        return capsule;
+fail:
+    PyMem_Free(t->slots);
+    PyMem_Free(t);
+    return NULL;
+}
+
+static inline int in_table(const word_table *t, uint64_t h, int kind, const void *data,
+                           Py_ssize_t start, Py_ssize_t len)
+{
+    size_t at = (size_t)h & (t->cap - 1);
+    while (t->slots[at].len) {
+        const word_slot *e = &t->slots[at];
+        if (e->hash == h && e->len == (uint32_t)len) {
+            Py_ssize_t k = 0;
+            for (; k < len; k++)
+                if (PyUnicode_READ(kind, data, start + k) != (Py_UCS4)(unsigned char)e->word[k])
+                    break;
+            if (k == len)
+                return 1;
+        }
+        at = (at + 1) & (t->cap - 1);
+    }
+    return 0;
+}
+
+/* Tokens of p[:size] as str.split() makes them, and how many are in the table.  When p is
+ * longer than size and p[size] is not a plain space, the last token is dropped (it may be a
+ * cut word), unless it is the only one -- content._sample's rule. */
+static void count_sample(const word_table *t, PyObject *p, Py_ssize_t size, Py_ssize_t *ntok,
+                         Py_ssize_t *hits)
+{
+    int kind = PyUnicode_KIND(p);
+    const void *data = PyUnicode_DATA(p);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(p);
+    Py_ssize_t end = len <= size ? len : size;
+    Py_ssize_t n = 0, h = 0, i = 0;
+    int last_hit = 0;
+    while (i < end) {
+        while (i < end && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+            i++;
+        if (i >= end)
+            break;
+        Py_ssize_t s = i;
+        uint64_t hash = 0;
+        int ascii = 1;
+        while (i < end) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (Py_UNICODE_ISSPACE(c))
+                break;
+            ascii &= c < 128;
+            hash = step_hash(hash, c);
+            i++;
+        }
+        n++;
+        last_hit = ascii && i - s <= WORD_MAX && in_table(t, hash, kind, data, s, i - s);
+        h += last_hit;
+    }
+    if (len > size && PyUnicode_READ(kind, data, size) != ' ' && n > 1) {
+        n--;
+        h -= last_hit;
+    }
+    *ntok = n;
+    *hits = h;
+}
+
+/* stop_counts(paragraphs, table, prefix, long_prefix, clear, min_tokens)
+ *   -> (ntoks, hits, long_tok, long_hit)
+ * Per paragraph, content.score_page's English sample: the tokens of the first `prefix`
+ * characters, or of the first `long_prefix` when fewer than `clear` of those are stopwords;
+ * long_tok/long_hit sum over paragraphs with at least `min_tokens` tokens. */
+static PyObject *k_stop_counts(PyObject *self, PyObject *args)
+{
+    PyObject *paras, *capsule;
+    Py_ssize_t prefix, long_prefix, min_tokens;
+    double clear;
+    if (!PyArg_ParseTuple(args, "O!Onndn", &PyList_Type, &paras, &capsule, &prefix, &long_prefix,
+                          &clear, &min_tokens))
+        return NULL;
+    const word_table *t = (const word_table *)PyCapsule_GetPointer(capsule, CAPSULE);
+    if (!t)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(paras);
+    PyObject *ntoks = PyList_New(n), *hits = PyList_New(n);
+    if (!ntoks || !hits)
+        goto fail;
+    Py_ssize_t long_tok = 0, long_hit = 0;
+    for (Py_ssize_t d = 0; d < n; d++) {
+        PyObject *p = PyList_GET_ITEM(paras, d);
+        if (!PyUnicode_Check(p) || PyUnicode_READY(p) < 0) {
+            PyErr_SetString(PyExc_TypeError, "paragraphs must be str");
+            goto fail;
+        }
+        Py_ssize_t nt, h;
+        count_sample(t, p, prefix, &nt, &h);
+        if (PyUnicode_GET_LENGTH(p) > prefix && (double)h < clear * (double)nt)
+            count_sample(t, p, long_prefix, &nt, &h);
+        if (nt >= min_tokens) {
+            long_tok += nt;
+            long_hit += h;
+        }
+        PyObject *a = PyLong_FromSsize_t(nt), *b = PyLong_FromSsize_t(h);
+        if (!a || !b) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            goto fail;
+        }
+        PyList_SET_ITEM(ntoks, d, a);
+        PyList_SET_ITEM(hits, d, b);
+    }
+    return Py_BuildValue("(NNnn)", ntoks, hits, long_tok, long_hit);
+fail:
+    Py_XDECREF(ntoks);
+    Py_XDECREF(hits);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"word_table", k_word_table, METH_VARARGS, "A lookup table of ASCII words (a capsule)."},
+    {"stop_counts", k_stop_counts, METH_VARARGS, "Token and stopword counts of paragraph samples."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    return PyModule_Create(&module);
+}
