@@ -8,6 +8,7 @@ context, so any worker count gives the same results.
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import Counter
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from dedupe.recurring import RecurringParagraphs, prepare_observation
 from dedupe.shingles import shingle_hashes_many
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
-from ingest.records import Article, RawRecord, Reject
+from ingest.readers import ReaderOptions, parse_raw_line
+from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import RuleSet
 from ingest.segment import split_paragraphs
 from ingest.strip import strip_boilerplate
@@ -108,10 +110,19 @@ def _header(paragraphs: list[str], body: list[str]) -> list[str]:
         return paragraphs[:1]
 
 
-def clean_chunk(chunk: list[RawRecord | Reject]) -> list[Article | Reject]:
-    """Pass-1 work for one chunk: clean every record (rejects pass through)."""
-    settings: CleanSettings = worker_context()["clean"]
-    return [item if isinstance(item, Reject) else clean_record(item, settings) for item in chunk]
+def _cleaned(item: RawRecord | RawLine | Reject, settings: CleanSettings,
+             reader: ReaderOptions | None) -> Article | Reject:
+    if isinstance(item, RawLine):
+        item = parse_raw_line(item, reader)  # type: ignore[arg-type]
+    return item if isinstance(item, Reject) else clean_record(item, settings)
+
+
+def clean_chunk(chunk: list[RawRecord | RawLine | Reject]) -> list[Article | Reject]:
+    """Pass-1 work for one chunk: parse deferred lines, clean every record (rejects pass through)."""
+    ctx = worker_context()
+    settings: CleanSettings = ctx["clean"]
+    reader: ReaderOptions | None = ctx.get("reader")
+    return [_cleaned(item, settings, reader) for item in chunk]
 
 
 def clean_and_prepare_chunk(chunk: list[RawRecord | Reject]) -> tuple[list[Article | Reject], list[Any]]:
@@ -119,6 +130,18 @@ def clean_and_prepare_chunk(chunk: list[RawRecord | Reject]) -> tuple[list[Artic
     parent only merges counts (learning the sample is otherwise serial work in the parent)."""
     cleaned = clean_chunk(chunk)
     return cleaned, [prepare_observation(a.paragraphs) if isinstance(a, Article) else None for a in cleaned]
+
+
+def clean_sample_chunk(job: tuple[str, list[RawRecord | RawLine | Reject]]) -> list[Any]:
+    """`clean_and_prepare_chunk` for the local engine's recurring sample: the cleaned chunk
+    waits in the file ``job[0]`` (written here, in the worker) for pass 2, and only the
+    prepared observations go back to the parent. Sending the articles to the parent and
+    spilling them there was most of the parent's serial work while the sample was learnt."""
+    path, chunk = job
+    cleaned, prepared = clean_and_prepare_chunk(chunk)
+    with open(path, "wb") as fh:
+        pickle.dump(cleaned, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return prepared
 
 
 @dataclass
@@ -179,10 +202,16 @@ def _detector(ref: RecurringParagraphs | str | None, ctx: dict[str, Any]) -> Rec
     return cached[1]
 
 
-def sign_chunk(chunk: list[RawRecord | Reject | Article],
+def sign_chunk(chunk: list[RawRecord | RawLine | Reject | Article] | str,
                detector: RecurringParagraphs | str | None) -> list[Signed | Reject]:
     """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
-    shingle and sign (batched over the chunk). `detector` may be the path of its pickle."""
+    shingle and sign (batched over the chunk). `detector` may be the path of its pickle;
+    `chunk` may be the path of a cleaned sample chunk (`clean_sample_chunk`), removed once read."""
+    if isinstance(chunk, str):
+        with open(chunk, "rb") as fh:
+            loaded = pickle.load(fh)
+        os.unlink(chunk)
+        chunk = loaded
     ctx: dict[str, Any] = worker_context()
     detector = _detector(detector, ctx)
     settings: CleanSettings = ctx["clean"]
@@ -190,9 +219,10 @@ def sign_chunk(chunk: list[RawRecord | Reject | Article],
     explain: frozenset[str] = ctx.get("explain", frozenset())
     out: list[Signed | Reject] = []
     texts: list[str] = []
+    reader: ReaderOptions | None = ctx.get("reader")
     for item in chunk:
-        if isinstance(item, RawRecord):
-            item = clean_record(item, settings)
+        if isinstance(item, (RawRecord, RawLine)):
+            item = _cleaned(item, settings, reader)
         if isinstance(item, Reject):
             out.append(item)
             continue

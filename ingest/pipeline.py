@@ -32,11 +32,11 @@ import orjson
 from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_and_prepare_chunk, sign_chunk
+from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_sample_chunk, sign_chunk
 from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
-from ingest.records import Article, RawRecord, Reject
+from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import load_rules
 from ingest.sources import Source
 from ingest.writers import AtomicOutput
@@ -99,6 +99,7 @@ class Summary:
     explained: list[Article]
     index: dict[str, Any] | None = None  # IndexRun.report(): run id, matched, added
     index_bytes_per_article: float = 0.0  # the near-duplicate finder's memory, per article
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage of the run
 
     def to_report(self) -> dict[str, Any]:
         extra = {"index": self.index} if self.index is not None else {}
@@ -111,6 +112,7 @@ class Summary:
             "inputs": self.inputs,
             "seconds": round(self.seconds, 3),
             "index_bytes_per_article": round(self.index_bytes_per_article, 1),
+            "stages": {name: round(sec, 3) for name, sec in self.stages.items()},
             "options": self.options,
         } | extra
 
@@ -158,9 +160,10 @@ class _Rejects:
         return sum(self.by_reason.values())
 
 
-def _read_all(sources: Iterable[Source], reader: ReaderOptions, counter: Counter[str]) -> Iterator[RawRecord | Reject]:
+def _read_all(sources: Iterable[Source], reader: ReaderOptions, counter: Counter[str]) -> Iterator[RawRecord | RawLine | Reject]:
+    # JSONL lines are parsed in the workers (clean.sign_chunk), not here in the parent.
     for source in sources:
-        for item in read_source(source, reader):
+        for item in read_source(source, reader, defer_json=True):
             counter["read"] += 1
             yield item
 
@@ -226,23 +229,31 @@ def _run(
     seen_ids: set[str] = set()
     index = _RunIndex()
     spill_path = os.path.join(spill_dir, "articles.bin")
+    stages: dict[str, float] = {}
+    since = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal since
+        now = time.perf_counter()
+        stages[name] = now - since
+        since = now
 
     with Workers(options.workers, context) as workers, open(spill_path, "wb", buffering=1 << 20) as spill:
         # Pass 1a: the first `recurring_sample` records teach the recurring-paragraph detector;
-        # they wait, cleaned, in a temporary file until it has learnt.
-        sample_path = os.path.join(spill_dir, "sample.pickle")
-        sampled = 0
+        # they wait, cleaned, in temporary files (one a chunk, written by the workers) until
+        # it has learnt.
+        sample_paths: list[str] = []
         if detector is not None:
             head_chunks = islice(records, -(-options.recurring_sample // CHUNK))
-            with open(sample_path, "wb") as sample:
-                for results, prepared in workers.map(clean_and_prepare_chunk, head_chunks):
-                    for obs in prepared:
-                        if obs is not None:
-                            detector.observe_prepared(obs)
-                    pickle.dump(results, sample, protocol=pickle.HIGHEST_PROTOCOL)
-                    sampled += 1
-                    progress("clean", len(results))
+            jobs = ((os.path.join(spill_dir, f"sample-{k}.pickle"), chunk) for k, chunk in enumerate(head_chunks))
+            for prepared in workers.map(clean_sample_chunk, jobs):
+                for obs in prepared:
+                    if obs is not None:
+                        detector.observe_prepared(obs)
+                sample_paths.append(os.path.join(spill_dir, f"sample-{len(sample_paths)}.pickle"))
+                progress("clean", len(prepared))
             detector.freeze()
+            stage("recurring_sample")
         detector_ref: RecurringParagraphs | str | None = detector
         if detector is not None and options.workers > 1:
             detector_ref = os.path.join(spill_dir, "recurring.pickle")
@@ -250,12 +261,8 @@ def _run(
                 pickle.dump(detector, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
         # Pass 1b: finish the sample, then clean + finish the rest; index in input order.
-        def rest() -> Iterator[list[Any]]:
-            if sampled:
-                with open(sample_path, "rb") as sample:
-                    for _ in range(sampled):
-                        yield pickle.load(sample)
-                os.unlink(sample_path)
+        def rest() -> Iterator[list[Any] | str]:
+            yield from sample_paths
             yield from records
 
         for results in workers.map(sign_chunk, rest(), detector_ref):
@@ -266,12 +273,14 @@ def _run(
                 spill.write(item.head)
                 spill.write(item.tail)
             progress("dedupe", len(results))
+        stage("clean_and_sign")
     del seen_ids
 
     # Pass 2: clusters decided; write everything in input order from the spill.
     index_bytes, result, members = decide_clusters(finder, options.keep)
     # Articles an earlier run already kept (the index's writer lock is held from here on).
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
+    stage("clusters")
     clusters_count = 0
     with open(spill_path, "rb") as src:
         for i in range(len(index.ids)):
@@ -299,6 +308,7 @@ def _run(
                 dups = [index.ids[j] for j in members.get(i, ())]
                 corpus.write_line(b"".join((head, b',"duplicates":', orjson.dumps(dups), b",", tail)))
             progress("write", 1)
+    stage("write")
 
     counts = {
         "read": counter["read"],
@@ -319,6 +329,7 @@ def _run(
         options=_options_for_report(options),
         explained=index.explained,
         index_bytes_per_article=index_bytes,
+        stages=stages,
     )
 
 
@@ -366,6 +377,7 @@ def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearD
     detector = RecurringParagraphs(min_articles=options.recurring_min_articles) if learn else None
     finder = NearDuplicateFinder(options.dedupe) if options.near_duplicates else None
     context = {
+        "reader": options.reader,
         "clean": settings,
         "dedupe": options.dedupe if finder is not None else None,
         "explain": options.explain_ids,

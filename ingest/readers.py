@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from ingest.records import RawRecord, Reject
+from ingest.records import RawLine, RawRecord, Reject
 from ingest.sources import COMPRESSED_SUFFIXES, READ_ERRORS, InputError, Source, open_binary
 
 DEFAULT_DELIMITER = re.compile(r"^={5,}[ \t]*(?P<id>\S.*?)?[ \t]*$")
@@ -34,8 +34,10 @@ class ReaderOptions:
     max_record_bytes: int = 8 * 1024 * 1024
 
 
-def read_source(source: Source, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
-    """Yield every record of one input, in order."""
+def read_source(source: Source, options: ReaderOptions,
+                defer_json: bool = False) -> Iterator[RawRecord | RawLine | Reject]:
+    """Yield every record of one input, in order. With ``defer_json``, JSONL lines come as
+    `RawLine`s for the caller to parse (with `parse_raw_line`) where it likes."""
     stream = open_binary(source)
     try:
         try:
@@ -53,7 +55,7 @@ def read_source(source: Source, options: ReaderOptions) -> Iterator[RawRecord | 
         if fmt == "sniff":
             fmt = "jsonl" if head.lstrip().startswith(b"{") else "text"
         if fmt == "jsonl":
-            yield from _read_jsonl(source, stream, options)
+            yield from _read_jsonl(source, stream, options, defer_json)
         elif fmt in ("csv", "tsv"):
             yield from _read_table(source, stream, options, "\t" if fmt == "tsv" else ",")
         else:
@@ -259,34 +261,58 @@ def _split_fields(obj: dict[str, object], options: ReaderOptions) -> dict[str, o
     return fields
 
 
+def _line_text(raw: bytes) -> tuple[str, int]:
+    text, bad = _decode(raw)
+    return text.lstrip("\ufeff").rstrip("\r\n"), bad
+
+
 def parse_jsonl_line(source: Source, raw: bytes, number: int, start: int, stem: str,
                      options: ReaderOptions) -> RawRecord | Reject:
     """One non-blank JSONL line → a record or a reject (shared with the Ray engine's
     byte-range reader, so both engines judge every line the same way)."""
-    text, bad = _decode(raw)
-    text = text.lstrip("\ufeff").rstrip("\r\n")
+    return _parse_line(source.name, raw, number, start, stem, options)
+
+
+def parse_raw_line(line: RawLine, options: ReaderOptions) -> RawRecord | Reject:
+    """A deferred JSONL line (see `read_source`) → a record or a reject."""
+    return _parse_line(line.file, line.raw, line.record, line.offset, line.stem, options)
+
+
+def _parse_line(name: str, raw: bytes, number: int, start: int, stem: str,
+                options: ReaderOptions) -> RawRecord | Reject:
     if len(raw) > options.max_record_bytes:
-        return Reject(source.name, number, start, "too_large",
-                      f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}", text)
+        return Reject(name, number, start, "too_large",
+                      f"record is {len(raw)} bytes, over --max-record-bytes {options.max_record_bytes}",
+                      _line_text(raw)[0])
     try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return Reject(source.name, number, start, "bad_json", f"not JSON: {exc}", text)
+        # Valid UTF-8 JSON (nearly every line) parses straight from bytes; the rest is decoded
+        # first (bad bytes replaced and counted, NULs and a BOM dropped), as it always was.
+        obj, bad, text = orjson.loads(raw), 0, None
+    except orjson.JSONDecodeError:
+        text, bad = _line_text(raw)
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            return Reject(name, number, start, "bad_json", f"not JSON: {exc}", text)
     if not isinstance(obj, dict):
-        return Reject(source.name, number, start, "bad_json", "a JSON object was expected", text)
+        text = _line_text(raw)[0] if text is None else text
+    if not isinstance(obj, dict):
+        return Reject(name, number, start, "bad_json", "a JSON object was expected", text)
     body = obj.get(options.text_field)
     if not isinstance(body, str):
-        return Reject(source.name, number, start, "missing_text",
-                      f"no string field {options.text_field!r} (see --text-field)", text)
+        return Reject(name, number, start, "missing_text",
+                      f"no string field {options.text_field!r} (see --text-field)",
+                      _line_text(raw)[0] if text is None else text)
     fields = _split_fields(obj, options)
     if not fields.get("id") or obj.get(options.id_field) is None:
         fields["id"] = f"{stem}:{number}"
     if bad:
         fields["encoding_errors"] = bad
-    return RawRecord(source.name, number, start, body, fields)
+    return RawRecord(name, number, start, body, fields)
 
 
-def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
+def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOptions,
+                defer: bool = False) -> Iterator[RawRecord | RawLine | Reject]:
     stem = _stem(source.name)
     offset = 0
     number = 0
@@ -296,7 +322,10 @@ def _read_jsonl(source: Source, stream: io.BufferedIOBase, options: ReaderOption
         if not raw.strip():
             continue
         number += 1
-        yield parse_jsonl_line(source, raw, number, start, stem, options)
+        if defer:
+            yield RawLine(source.name, number, start, raw, stem)
+        else:
+            yield _parse_line(source.name, raw, number, start, stem, options)
     if lines.truncated:
         yield _unreadable(source, number + 1, offset, "", lines.truncated, None)
     elif number == 0:

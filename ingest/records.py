@@ -20,6 +20,18 @@ class RawRecord:
 
 
 @dataclass
+class RawLine:
+    """One JSONL line, not parsed yet: the local engine's parent only splits lines and the
+    worker processes parse them (`readers.parse_raw_line`), so parsing is not serial work."""
+
+    file: str
+    record: int
+    offset: int
+    raw: bytes
+    stem: str  # the file's stem, for ids of records without one
+
+
+@dataclass
 class Reject:
     """An input record that could not become an article, and why."""
 

@@ -90,7 +90,8 @@ def test_sample_dump_corpus_duplicates_rejects_and_report(tmp_path: Path) -> Non
     assert summary["inputs"] == [str(DATA / "sample_dump.txt")]
     assert summary["options"]["keep"] == "first"
     assert set(summary) == {"counts", "rejected_by_reason", "paragraphs_collapsed", "removed", "clusters",
-                            "inputs", "seconds", "index_bytes_per_article", "options"}
+                            "inputs", "seconds", "index_bytes_per_article", "stages", "options"}
+    assert list(summary["stages"]) == ["recurring_sample", "clean_and_sign", "clusters", "write"]
 
 
 def test_same_input_gives_byte_identical_output(tmp_path: Path) -> None:
