@@ -2,13 +2,16 @@
 
 A run asks the index for the articles it already holds that resemble the run's kept articles,
 verifies the candidates with the same rule as in-run links, writes its outputs, and only then
-adds its kept articles -- all while holding the index's writer lock, so two jobs on
-overlapping dumps serialise on "query -> write -> add" and never both keep one story.
+adds its kept articles and the cluster merges its articles justified (ingest/index_merges.py)
+-- all while holding the index's writer lock, so two jobs on overlapping dumps serialise on
+"query -> write -> add" and never both keep one story.
 
 Backends (``index_sqlite``: one local file; ``index_redis``: a shared server) store, per
 article, its id, the run that ingested it, its 128 x uint32 signature and its shingle count,
-plus the LSH band keys needed to find candidates.  Verification is done here, once, from
-signatures and shingle counts, exactly as ``dedupe.clusters`` verifies in-run pairs.
+plus the LSH band keys needed to find candidates, and each merge (absorbed original ->
+surviving original), which ``follow_merges`` applies to every candidate.  Verification is done
+here, once, from signatures and shingle counts, exactly as ``dedupe.clusters`` verifies in-run
+pairs.
 """
 
 from __future__ import annotations
@@ -146,9 +149,9 @@ class ClusterMerge:
 class Match:
     """An indexed article a query article duplicates."""
 
-    id: str  # the original: the article its run kept (in that run's corpus)
-    run: str
-    via: str  # the indexed article that verified: the original or one of its duplicates
+    id: str  # the original: the article its run kept (in that run's corpus), after merges
+    run: str  # the run that kept it
+    via: str  # the indexed article that verified: the original or an article of its cluster
     similarity: float
     containment: float
     signature: np.ndarray = field(repr=False, compare=False)  # of ``via``

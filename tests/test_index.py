@@ -457,6 +457,23 @@ def test_a_merge_is_committed_with_its_run_or_not_at_all(location: str, tmp_path
     assert [(d["duplicate_of"], d["duplicate_of_run"]) for d in dups] == [("tram-tail", "day2")]
 
 
+def test_an_index_written_before_merges_existed_is_upgraded(tmp_path: Path) -> None:
+    """An SQLite index without the `merges` table and `runs.originals` (as earlier versions
+    wrote it) gets them on open; its old runs' clusters are counted from their articles."""
+    import sqlite3
+
+    location = str(tmp_path / "old.db")
+    ingest(tmp_path, "day1", [{"id": "tram-lead", "text": TRAM_LEAD}], location, "--run-id", "day1")
+    with sqlite3.connect(location) as db:
+        db.execute("DROP TABLE merges")
+        db.execute("ALTER TABLE runs DROP COLUMN originals")
+    ingest(tmp_path, "day2", [{"id": "tram-tail", "text": TRAM_TAIL}], location, "--run-id", "day2")
+    assert _stats(location)["clusters"] == 2
+    _, _, dups, _ = ingest(tmp_path, "day3", [{"id": "tram", "text": TRAM_WHOLE}], location, "--run-id", "day3")
+    assert dups == [_merge_record(tmp_path, "day3")]
+    assert (_stats(location)["clusters"], _stats(location)["merged_clusters"]) == (1, 1)
+
+
 # -- backend details ------------------------------------------------------------------------------
 
 
