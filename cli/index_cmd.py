@@ -56,6 +56,8 @@ def _print_stats(stats: IndexStats) -> None:
     table.add_column(justify="right")
     table.add_row("backend", stats.backend)
     table.add_row("articles", f"{stats.articles:,}")
+    merged = f" ({stats.merged_clusters:,} merged into others by later runs)" if stats.merged_clusters else ""
+    table.add_row("clusters", f"{stats.clusters:,}{merged}")
     table.add_row("runs", f"{len(stats.runs):,}")
     size_label = "size on disk" if stats.backend == "sqlite" else "Redis memory"
     per = f" ({stats.bytes / stats.articles:,.0f} B/article)" if stats.articles else ""
@@ -86,7 +88,7 @@ def index() -> None:
 @click.argument("location", metavar="PATH|URL")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats(location: str, as_json: bool) -> None:
-    """Articles, runs (with counts), parameters and size of the index at PATH|URL."""
+    """Articles, clusters, runs (with counts), parameters and size of the index at PATH|URL."""
     if "://" not in location:
         _must_exist(location)
     store = _open(location)

@@ -6,33 +6,38 @@ The order is what makes batches safe:
    the run id must be new -- a mismatch fails in a second, not after an hour of cleaning.
 2. ``match`` after in-run clustering: takes the index's writer lock, then queries the run's
    articles.  An in-run cluster any member of which verifies against an indexed article
-   becomes, whole, a duplicate of that article's original (the article its run kept).
+   becomes, whole, a duplicate of that article's original (the article its run kept).  When
+   one of its articles verifies directly against the originals of several indexed clusters,
+   it merges them (ingest/index_merges.py: the in-run chaining guard, across runs).
 3. The pipeline writes and commits its outputs (the lock is still held).
 4. ``commit``: adds the run's new clusters (kept articles and their in-run duplicates, each
-   pointing at its kept one), then releases the lock.  A run that fails or is
-   killed before this leaves the index as it was; one killed between 3 and 4 has written its
-   corpus but not indexed it, so re-running it is harmless.
+   pointing at its kept one) and records its merges, in one transaction, then releases the
+   lock.  A run that fails or is killed before this leaves the index as it was; one killed
+   between 3 and 4 has written its corpus but not indexed it, so re-running it is harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dedupe.clusters import Clusters, NearDuplicateFinder
 from dedupe.config import DedupeConfig
+from ingest.index_merges import MergePlanner
 from ingest.index_store import (
     DEFAULT_WAIT,
+    ClusterMerge,
     IndexStoreError,
     Match,
-    best_matches,
     failpoint,
     new_run_id,
     open_index,
     params_for,
     similarity_to,
+    verified_matches,
 )
 
 
@@ -43,9 +48,20 @@ _QUERY_BLOCK = 50_000  # signatures copied out of the finder at a time
 class Earlier:
     """Why an article of this run is dropped in favour of one from an earlier run."""
 
-    original: Match  # the indexed article (id, run) the run's kept article matched
-    similarity: float  # this article vs the original (Jaccard estimate)
+    original: Match  # the cluster's original (id, run) and the indexed article that verified (via)
+    similarity: float  # this article vs the cluster (its own best verified match in it, else via)
     containment: float
+    merged: tuple[Match, ...] = ()  # other clusters' originals this article merged into ``original``
+
+    def merged_fields(self) -> dict[str, Any]:
+        """``{"merged": [{"id", "run", "similarity", "containment"}, ...]}`` for the duplicates
+        record of an article that merged clusters (scores: this article vs each absorbed
+        original, which it verified directly), else nothing: records of runs without merges
+        stay as they were."""
+        if not self.merged:
+            return {}
+        return {"merged": [{"id": m.id, "run": m.run, "similarity": round(m.similarity, 4),
+                            "containment": round(m.containment, 4)} for m in self.merged]}
 
 
 def finder_rows(finder: NearDuplicateFinder, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +100,10 @@ class IndexRun:
         self._ids: Sequence[str] = ()
         self._to_add = np.empty(0, np.int64)
         self._original_of = np.empty(0, np.int64)
+        self._merges: list[ClusterMerge] = []
         self.matched = 0  # in-run clusters that matched the index
         self.dropped = 0  # articles dropped because of those matches (whole clusters)
+        self.merged = 0  # indexed clusters absorbed into another by this run's articles
         self.added = 0
 
     def match(self, finder: NearDuplicateFinder, result: Clusters, ids: Sequence[str]) -> dict[int, Earlier]:
@@ -95,7 +113,10 @@ class IndexRun:
         kept article is the first-come copy (often a short or mixed version), while another
         member may be the one that verifies against the earlier run.  When any member of an
         in-run cluster matches, the whole cluster becomes a duplicate of one original -- the
-        kept article's match if it has one, else the best-verified member's.
+        kept article's match if it has one, else the best-verified member's -- unless one of
+        its articles merges that original's cluster with others (``MergePlanner``), in which
+        case it joins the merged cluster's surviving original.  In-run clusters are planned in
+        input order of their kept articles, so the merges are the same on every run.
         """
         self.store.lock()
         self._finder, self._ids = finder, ids
@@ -105,13 +126,18 @@ class IndexRun:
             group_of[link.index] = link.kept
         rows = np.arange(n, dtype=np.int64)
         found: dict[int, Match] = {}
+        direct: dict[int, list[Match]] = {}
         for lo in range(0, rows.size, _QUERY_BLOCK):
             block = rows[lo : lo + _QUERY_BLOCK]
             sigs, sizes = finder_rows(finder, block)
             live = np.flatnonzero(sizes > 0)  # articles without shingles never link
             cands = self.store.candidates(sigs[live], self.config.max_bucket)
-            for q, m in best_matches(sigs[live], sizes[live], cands, self.config).items():
+            best, originals = verified_matches(sigs[live], sizes[live], cands, self.config)
+            for q, m in best.items():
                 found[int(block[live[q]])] = m
+            for q, ms in originals.items():
+                if len(ms) > 1:  # only an article verifying two originals can merge
+                    direct[int(block[live[q]])] = ms
         failpoint("index-query")
         chosen: dict[int, tuple[tuple[object, ...], Match]] = {}
         for row, m in found.items():
@@ -120,14 +146,25 @@ class IndexRun:
             if g not in chosen or key < chosen[g][0]:
                 chosen[g] = (key, m)
         self.matched = len(chosen)
-        out: dict[int, Earlier] = {}
         dropped = np.flatnonzero(np.isin(group_of, np.fromiter(chosen, np.int64, len(chosen))))
+        members: dict[int, list[int]] = {}
+        for row in dropped.tolist():
+            members.setdefault(int(group_of[row]), []).append(row)
+        planner = MergePlanner(self.store, self.config)
+        outcomes = {g: planner.plan([g, *(r for r in members[g] if r != g)], chosen[g][1], direct)
+                    for g in sorted(chosen)}
+        self._merges = planner.merges
+        self.merged = len(planner.merges)
+        out: dict[int, Earlier] = {}
         if dropped.size:
             sigs, sizes = finder_rows(finder, dropped)
             for row, sig, size in zip(dropped.tolist(), sigs, sizes.tolist()):
-                m = chosen[int(group_of[row])][1]
+                outcome = outcomes[int(group_of[row])]
+                m = planner.resolve(outcome.original)
                 own = found.get(row)
-                if own is not None and own.id == m.id:
+                if row == outcome.hub:  # it verified the survivor directly: m holds its scores
+                    out[row] = Earlier(m, m.similarity, m.containment, outcome.absorbed)
+                elif own is not None and planner.resolve(own).key == m.key:
                     out[row] = Earlier(m, own.similarity, own.containment)
                 else:
                     out[row] = Earlier(m, *similarity_to(sig, size, m))
@@ -141,19 +178,24 @@ class IndexRun:
         return out
 
     def commit(self) -> dict[str, object]:
-        """Add this run's kept articles (call after the outputs are committed) and unlock."""
+        """Add this run's kept articles and record its merges (call after the outputs are
+        committed), commit both together, and unlock."""
         if self._finder is not None:  # a run that kept nothing new is still recorded
             sigs, sizes = finder_rows(self._finder, self._to_add)
             rows = self._to_add.tolist()
             originals = [None if self._original_of[i] == i else self._ids[self._original_of[i]] for i in rows]
             self.store.add(self.run_id, [self._ids[i] for i in rows], originals, sigs, sizes)
             self.added = int(self._to_add.size)
+            if self._merges:
+                self.store.record_merges(self._merges)
+                failpoint("index-merge")
         self.store.commit()
         return self.report()
 
     def report(self) -> dict[str, object]:
         return {"location": self.location, "run_id": self.run_id, "matched": self.matched,
-                "duplicates_of_earlier_runs": self.dropped, "added": self.added}
+                "duplicates_of_earlier_runs": self.dropped, "merged_clusters": self.merged,
+                "added": self.added}
 
     def abort(self) -> None:
         self.store.rollback()

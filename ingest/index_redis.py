@@ -9,10 +9,14 @@ them, all under one prefix (``?prefix=NAME`` in the URL, default ``thresher``):
   PREFIX:seq           counter giving each addition its sequence number
   PREFIX:pending       hash seq -> run id: additions started but not committed
   PREFIX:arts:SEQ      hash article id -> shingle count, signature, original's id; one per run
+  PREFIX:merges        hash SEQ:ID of an absorbed original -> its shingle count, signature, and
+                       [SEQ, ID of the original it was merged into, seq of the run that merged]
+  PREFIX:absorbed:SEQ:ID  set of the SEQ:ID merged directly into original SEQ:ID
   PREFIX:lock          the writer lock
 
 LSH keys are ``SEQ:ID``.  A run's addition writes its articles and band entries, then commits
-by one MULTI/EXEC that records the run in ``PREFIX:runs``; queries ignore every key whose SEQ
+by one MULTI/EXEC that records the run in ``PREFIX:runs`` and writes its cluster merges (so a
+run's merges exist exactly when its articles do); queries ignore every key whose SEQ
 is not committed, so a run killed mid-addition is invisible, and the next writer (which holds
 the lock, so no one else can be adding) deletes its leftovers.
 
@@ -45,12 +49,15 @@ from dedupe.minhash import to_lean_minhash
 from ingest.index_store import (
     StoredParams,
     Candidates,
+    ClusterMerge,
     IndexParams,
     IndexStats,
     IndexStoreError,
     RunInfo,
+    OriginalKey,
     check_compatible,
     failpoint,
+    follow_merges,
 )
 
 _OURS = ("prefix", "lock_ttl")
@@ -109,6 +116,7 @@ class RedisIndex(StoredParams):
         self._stop = threading.Event()
         self._lost = False
         self._seq: int | None = None  # this run's addition, once started
+        self._merges: list[ClusterMerge] = []  # written by the commit's MULTI/EXEC
 
     def _key(self, *parts: object) -> str:
         return ":".join((self.prefix, *map(str, parts)))
@@ -222,16 +230,20 @@ class RedisIndex(StoredParams):
         rows = [r for r in rows if packed[(r[1], r[2])] is not None]
         blobs = [packed[(s, a)] for _, s, a in rows]
         width = _SIZE.size + 4 * p.num_perm
-        return Candidates(
+        seqs = np.array([s for _, s, _ in rows], dtype=np.int64)
+        runs = [committed[s] for _, s, _ in rows]
+        return follow_merges(Candidates(
             query=np.array([q for q, _, _ in rows], dtype=np.int64),
             ids=[a for _, _, a in rows],
             originals=[x[width:].decode() or a for (_, _, a), x in zip(rows, blobs)],
-            runs=[committed[s] for _, s, _ in rows],
-            seqs=np.array([s for _, s, _ in rows], dtype=np.int64),
+            runs=runs,
+            seqs=seqs,
             sigs=np.frombuffer(b"".join(x[_SIZE.size:width] for x in blobs), dtype="<u4").reshape(len(rows), p.num_perm)
             if rows else np.empty((0, p.num_perm), np.uint32),
             sizes=np.array([_SIZE.unpack_from(x)[0] for x in blobs], dtype=np.int64),
-        )
+            original_seqs=seqs.copy(),
+            original_runs=list(runs),
+        ), self.merged_into, committed)
 
     @_redis_errors
     def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
@@ -260,7 +272,50 @@ class RedisIndex(StoredParams):
             for aid, sig in zip(ids, sigs):
                 session.insert(f"{seq}:{aid}".encode(), to_lean_minhash(sig, config), check_duplication=False)
         self._articles = len(ids)
+        self._originals = sum(o is None for o in originals)
         self._run_id = run_id
+
+    # -- merges ---------------------------------------------------------------------------
+
+    def _merge_value(self, raw: bytes) -> tuple[int, np.ndarray, OriginalKey, int]:
+        """(size, signature, merged into, by run) of one PREFIX:merges value."""
+        width = _SIZE.size + 4 * self._params().num_perm
+        into_seq, into_id, by = json.loads(raw[width:])
+        sig = np.frombuffer(raw[_SIZE.size:width], dtype="<u4")
+        return _SIZE.unpack_from(raw)[0], sig, (into_seq, into_id), by
+
+    @_redis_errors
+    def merged_into(self, keys: list[OriginalKey]) -> dict[OriginalKey, OriginalKey]:
+        out: dict[OriginalKey, OriginalKey] = {}
+        if not keys or not self.r.exists(self._key("merges")):
+            return out
+        for lo in range(0, len(keys), _BATCH):
+            part = keys[lo : lo + _BATCH]
+            for key, raw in zip(part, self.r.hmget(self._key("merges"), [f"{s}:{a}" for s, a in part])):
+                if raw is not None:
+                    into = self._merge_value(raw)[2]
+                    out[key] = (int(into[0]), str(into[1]))
+        return out
+
+    @_redis_errors
+    def merged_members(self, key: OriginalKey) -> list[ClusterMerge]:
+        fields = sorted(self.r.smembers(self._key("absorbed", *key)))
+        if not fields:
+            return []
+        found = []
+        for field, raw in zip(fields, self.r.hmget(self._key("merges"), fields)):
+            if raw is None:
+                continue
+            size, sig, _, by = self._merge_value(raw)
+            seq, aid = field.decode().split(":", 1)
+            found.append((by, int(seq), aid, ClusterMerge((int(seq), aid), key, size, sig)))
+        return [m for *_, m in sorted(found, key=lambda f: f[:3])]
+
+    def record_merges(self, merges: list[ClusterMerge]) -> None:
+        """After ``add``; written by the commit's MULTI/EXEC, together with the run."""
+        if self._seq is None:
+            raise RuntimeError("record_merges() before add()")
+        self._merges = list(merges)
 
     @_redis_errors
     def commit(self) -> None:
@@ -271,12 +326,14 @@ class RedisIndex(StoredParams):
                 self._commit_addition()
         finally:
             self._seq = None
+            self._merges = []
             self._release()
 
     def _commit_addition(self) -> None:
         token = self._lock.local.token
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        record = json.dumps({"seq": self._seq, "articles": self._articles, "created": created})
+        record = json.dumps({"seq": self._seq, "articles": self._articles, "created": created,
+                             "originals": self._originals})
         with self.r.pipeline() as pipe:
             try:
                 pipe.watch(self._key("lock"))
@@ -288,6 +345,12 @@ class RedisIndex(StoredParams):
                 pipe.multi()
                 pipe.hset(self._key("runs"), self._run_id, record)
                 pipe.hdel(self._key("pending"), str(self._seq))
+                for m in self._merges:
+                    field = f"{m.absorbed[0]}:{m.absorbed[1]}"
+                    sig = np.ascontiguousarray(m.signature, dtype="<u4").tobytes()
+                    value = _SIZE.pack(int(m.size)) + sig + json.dumps([m.into[0], m.into[1], self._seq]).encode()
+                    pipe.hset(self._key("merges"), field, value)
+                    pipe.sadd(self._key("absorbed", *m.into), field)
                 pipe.execute()
             except redis.WatchError as exc:
                 raise IndexStoreError(f"index {self.location}: the index lock changed hands while "
@@ -304,6 +367,7 @@ class RedisIndex(StoredParams):
             pass  # the next writer removes it
         finally:
             self._seq = None
+            self._merges = []
             self._release()
 
     # -- removal (forget, and leftovers of dead runs) ---------------------------------------
@@ -364,9 +428,19 @@ class RedisIndex(StoredParams):
                 raise IndexStoreError(f"index {self.location}: no run {run_id!r} "
                                       "(thresher index stats lists the runs)")
             seq = json.loads(raw)["seq"]
+            # merges it made, and merges of or into its originals, go with it (in the same
+            # MULTI/EXEC: no merge may point at an original that queries cannot see)
+            undo = []
+            for field, value in self.r.hgetall(self._key("merges")).items():
+                _, _, into, by = self._merge_value(value)
+                if seq in (int(field.split(b":", 1)[0]), into[0], by):
+                    undo.append((field, into))
             with self.r.pipeline() as pipe:  # invisible at once; finished by the next writer if we die
                 pipe.hdel(self._key("runs"), run_id)
                 pipe.hset(self._key("pending"), str(seq), run_id)
+                for field, into in undo:
+                    pipe.hdel(self._key("merges"), field)
+                    pipe.srem(self._key("absorbed", *into), field)
                 pipe.execute()
             removed = self._remove_addition(seq)
             self.r.hdel(self._key("pending"), str(seq))
@@ -377,10 +451,13 @@ class RedisIndex(StoredParams):
     @_redis_errors
     def stats(self) -> IndexStats:
         runs = []
+        originals = 0
         for run_id, raw in self.r.hgetall(self._key("runs")).items():
             d = json.loads(raw)
             runs.append(RunInfo(run_id.decode(), d["seq"], d["articles"], d["created"]))
+            originals += d["originals"] if "originals" in d else self._count_originals(d["seq"])
         runs.sort(key=lambda r: r.seq)
+        merged = int(self.r.hlen(self._key("merges")))
         used = 0
         pipe = self.r.pipeline(transaction=False)
         for i, key in enumerate(self.r.scan_iter(match=_glob_escape(self.prefix) + ":*", count=1000), 1):
@@ -389,7 +466,15 @@ class RedisIndex(StoredParams):
                 used += sum(x or 0 for x in pipe.execute())
         used += sum(x or 0 for x in pipe.execute())
         return IndexStats(self.location, "redis", sum(r.articles for r in runs), runs,
-                          self.stored_params(), used, int(self.r.hlen(self._key("pending"))))
+                          self.stored_params(), used, int(self.r.hlen(self._key("pending"))),
+                          clusters=originals - merged, merged_clusters=merged)
+
+    def _count_originals(self, seq: int) -> int:
+        """Originals of a run committed before run records counted them: its articles stored
+        without an original's id."""
+        width = _SIZE.size + 4 * self._params().num_perm
+        values = self.r.hscan_iter(self._key("arts", seq), count=_BATCH)
+        return sum(len(value) == width for _, value in values)
 
     def close(self) -> None:
         self.rollback()

@@ -7,9 +7,13 @@ memory.  datasketch's ``MinHashLSH`` with its dict storage would have to be unpi
 every run (~3.5 KB and ~43 us per article in RAM, dedupe/index.py) and rewritten whole after it.
 
 Tables: ``articles`` (id, run, shingle count, 512-byte signature), ``bands`` (band, key, art)
-WITHOUT ROWID -- the 28 band keys of ``dedupe.index.band_keys`` per article --, ``runs`` and
-``meta`` (parameters).  A run's articles get consecutive ``art`` numbers inside its one
-transaction, so ``runs`` records their range and forgetting a run needs no index on ``run``.
+WITHOUT ROWID -- the 28 band keys of ``dedupe.index.band_keys`` per article --, ``runs``,
+``meta`` (parameters) and ``merges`` (one row per cluster absorbed into another by a later run:
+the absorbed original, the surviving one, the run that merged them, and the absorbed
+original's signature for later merge guards).  Articles are never rewritten by a merge: every
+query follows ``merges`` from an article's original, so forgetting a run can undo its merges.
+A run's articles get consecutive ``art`` numbers inside its one transaction, so ``runs``
+records their range and forgetting a run needs no index on ``run``.
 
 Locking: ``BEGIN IMMEDIATE`` takes SQLite's writer lock at query time and keeps it until the
 run's articles are committed, so a second local job waits (busy timeout) and queries after the
@@ -31,25 +35,33 @@ from dedupe.index import band_keys
 from ingest.index_store import (
     StoredParams,
     Candidates,
+    ClusterMerge,
     IndexParams,
     IndexStats,
     IndexStoreError,
     RunInfo,
+    OriginalKey,
     check_compatible,
     failpoint,
+    follow_merges,
 )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, created TEXT NOT NULL,
-    articles INTEGER NOT NULL, first_art INTEGER, last_art INTEGER);
+    articles INTEGER NOT NULL, first_art INTEGER, last_art INTEGER, originals INTEGER);
 CREATE TABLE IF NOT EXISTS articles(
     art INTEGER PRIMARY KEY, run INTEGER NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
     sig BLOB NOT NULL, original TEXT);
 CREATE TABLE IF NOT EXISTS bands(
     band INTEGER NOT NULL, key INTEGER NOT NULL, art INTEGER NOT NULL,
     PRIMARY KEY(band, key, art)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS merges(
+    run INTEGER NOT NULL, id TEXT NOT NULL, into_run INTEGER NOT NULL, into_id TEXT NOT NULL,
+    by_run INTEGER NOT NULL, size INTEGER NOT NULL, sig BLOB NOT NULL,
+    PRIMARY KEY(run, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merges_into ON merges(into_run, into_id);
 """
 _CHUNK = 500  # host parameters per IN (...) query
 
@@ -68,9 +80,11 @@ class SqliteIndex(StoredParams):
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # the commit that follows a written corpus must last
             self.db.executescript(_SCHEMA)
+            _add_originals_column(self.db)
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"index {path}: not a thresher index ({exc})") from exc
         self._in_txn = False
+        self._seq: int | None = None  # this run's addition, once started
 
     # -- parameters and runs --------------------------------------------------------------
 
@@ -131,16 +145,20 @@ class SqliteIndex(StoredParams):
         keep = [k for k, art in enumerate(pairs[:, 1].tolist()) if art in found]
         pairs = pairs[keep]
         info = [found[a] for a in pairs[:, 1].tolist()]
-        return Candidates(
+        seqs = np.array([i[0] for i in info], dtype=np.int64)
+        runs = [run_ids[i[0]] for i in info]
+        return follow_merges(Candidates(
             query=pairs[:, 0].copy(),
             ids=[i[1] for i in info],
             originals=[i[4] for i in info],
-            runs=[run_ids[i[0]] for i in info],
-            seqs=np.array([i[0] for i in info], dtype=np.int64),
+            runs=runs,
+            seqs=seqs,
             sigs=np.frombuffer(b"".join(i[3] for i in info), dtype="<u4").reshape(len(info), params.num_perm)
             if info else np.empty((0, params.num_perm), np.uint32),
             sizes=np.array([i[2] for i in info], dtype=np.int64),
-        )
+            original_seqs=seqs.copy(),
+            original_runs=list(runs),
+        ), self.merged_into, run_ids)
 
     def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
             sizes: np.ndarray) -> None:
@@ -152,8 +170,9 @@ class SqliteIndex(StoredParams):
         params = self._params()
         db = self.db
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        seq = db.execute("INSERT INTO runs(run_id, created, articles) VALUES (?, ?, ?)",
-                         (run_id, created, len(ids))).lastrowid
+        seq = db.execute("INSERT INTO runs(run_id, created, articles, originals) VALUES (?, ?, ?, ?)",
+                         (run_id, created, len(ids), sum(o is None for o in originals))).lastrowid
+        self._seq = seq
         first = db.execute("SELECT COALESCE(MAX(art), 0) + 1 FROM articles").fetchone()[0]
         arts = np.arange(first, first + len(ids), dtype=np.int64)
         sigs = np.ascontiguousarray(sigs, dtype="<u4")
@@ -169,12 +188,42 @@ class SqliteIndex(StoredParams):
         db.execute("UPDATE runs SET first_art = ?, last_art = ? WHERE seq = ?",
                    (first, first + len(ids) - 1, seq))
 
+    # -- merges ---------------------------------------------------------------------------
+
+    def merged_into(self, keys: list[OriginalKey]) -> dict[OriginalKey, OriginalKey]:
+        if not keys or self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM merges)").fetchone()[0]:
+            return {}
+        out: dict[OriginalKey, OriginalKey] = {}
+        for key in keys:  # point lookups on the primary key: a few microseconds each
+            row = self.db.execute("SELECT into_run, into_id FROM merges WHERE run = ? AND id = ?",
+                                  key).fetchone()
+            if row is not None:
+                out[key] = (int(row[0]), str(row[1]))
+        return out
+
+    def merged_members(self, key: OriginalKey) -> list[ClusterMerge]:
+        return [ClusterMerge((run, aid), key, size, np.frombuffer(sig, dtype="<u4"))
+                for run, aid, size, sig in self.db.execute(
+                    "SELECT run, id, size, sig FROM merges WHERE into_run = ? AND into_id = ? "
+                    "ORDER BY by_run, run, id", key)]
+
+    def record_merges(self, merges: list[ClusterMerge]) -> None:
+        """Inside the run's transaction, after ``add``: committed with its articles or not at all."""
+        if not self._in_txn or self._seq is None:
+            raise RuntimeError("record_merges() before add()")
+        self.db.executemany(
+            "INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(m.absorbed[0], m.absorbed[1], m.into[0], m.into[1], self._seq, int(m.size),
+              np.ascontiguousarray(m.signature, dtype="<u4").tobytes()) for m in merges])
+
     def commit(self) -> None:
+        self._seq = None
         if self._in_txn:
             self.db.execute("COMMIT")
             self._in_txn = False
 
     def rollback(self) -> None:
+        self._seq = None
         if self._in_txn:
             self._in_txn = False
             try:
@@ -189,8 +238,13 @@ class SqliteIndex(StoredParams):
                 self.db.execute("SELECT seq, run_id, articles, created FROM runs ORDER BY seq")]
         size = sum(os.path.getsize(p) for p in (self.location, self.location + "-wal")
                    if os.path.exists(p))
+        # runs added before `originals` was recorded are counted from their articles
+        originals = self.db.execute(
+            "SELECT COALESCE(SUM(COALESCE(originals, (SELECT COUNT(*) FROM articles a WHERE a.art "
+            "BETWEEN r.first_art AND r.last_art AND a.original IS NULL))), 0) FROM runs r").fetchone()[0]
+        merged = self.db.execute("SELECT COUNT(*) FROM merges").fetchone()[0]
         return IndexStats(self.location, "sqlite", sum(r.articles for r in runs), runs,
-                          self.stored_params(), size)
+                          self.stored_params(), size, clusters=originals - merged, merged_clusters=merged)
 
     def forget(self, run_id: str) -> int:
         self.lock()
@@ -215,6 +269,9 @@ class SqliteIndex(StoredParams):
                                             zip(repeat(b), keys, arts))
                     removed += len(batch)
                 self.db.execute("DELETE FROM articles WHERE art BETWEEN ? AND ?", (first, last))
+            # merges it made, and merges of or into its originals, go with it: the clusters they
+            # joined are separate again
+            self.db.execute("DELETE FROM merges WHERE run = ? OR into_run = ? OR by_run = ?", (seq, seq, seq))
             self.db.execute("DELETE FROM runs WHERE seq = ?", (seq,))
             self.commit()
             return removed
@@ -225,6 +282,18 @@ class SqliteIndex(StoredParams):
         self.rollback()
         self.db.close()
 
+
+def _add_originals_column(db: sqlite3.Connection) -> None:
+    """Indexes created before ``runs.originals`` existed get the column (NULL for old runs,
+    which ``stats`` counts from their articles).  Two processes may race here: the loser's
+    "duplicate column" error means the column is there."""
+    if any(row[1] == "originals" for row in db.execute("PRAGMA table_info(runs)")):
+        return
+    try:
+        db.execute("ALTER TABLE runs ADD COLUMN originals INTEGER")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _cap_buckets(rows: np.ndarray, max_bucket: int) -> np.ndarray:

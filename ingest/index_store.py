@@ -2,13 +2,16 @@
 
 A run asks the index for the articles it already holds that resemble the run's kept articles,
 verifies the candidates with the same rule as in-run links, writes its outputs, and only then
-adds its kept articles -- all while holding the index's writer lock, so two jobs on
-overlapping dumps serialise on "query -> write -> add" and never both keep one story.
+adds its kept articles and the cluster merges its articles justified (ingest/index_merges.py)
+-- all while holding the index's writer lock, so two jobs on overlapping dumps serialise on
+"query -> write -> add" and never both keep one story.
 
 Backends (``index_sqlite``: one local file; ``index_redis``: a shared server) store, per
 article, its id, the run that ingested it, its 128 x uint32 signature and its shingle count,
-plus the LSH band keys needed to find candidates.  Verification is done here, once, from
-signatures and shingle counts, exactly as ``dedupe.clusters`` verifies in-run pairs.
+plus the LSH band keys needed to find candidates, and each merge (absorbed original ->
+surviving original), which ``follow_merges`` applies to every candidate.  Verification is done
+here, once, from signatures and shingle counts, exactly as ``dedupe.clusters`` verifies in-run
+pairs.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import os
 import secrets
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -99,35 +103,64 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
+# An original (an article its run kept) is named by its run's sequence number and its id: ids
+# are unique within a run, not across runs.
+OriginalKey = tuple[int, str]
+
+
 @dataclass(frozen=True)
 class Candidates:
     """Indexed articles sharing a band with a query signature, one row per (query, article)."""
 
     query: np.ndarray  # (m,) int64: row of the query signature
     ids: list[str]  # (m,) article ids
-    originals: list[str]  # (m,) id of the article kept for each (itself, or its run's kept one)
+    originals: list[str]  # (m,) id of each one's cluster's original (see follow_merges)
     runs: list[str]  # (m,) run ids
     seqs: np.ndarray  # (m,) int64: the run's sequence number (commit order)
     sigs: np.ndarray  # (m, num_perm) uint32
     sizes: np.ndarray  # (m,) int64 shingle counts
+    original_seqs: np.ndarray  # (m,) int64: sequence number of the run that kept the original
+    original_runs: list[str]  # (m,) that run's id
 
     @classmethod
     def empty(cls, num_perm: int) -> Candidates:
         return cls(np.empty(0, np.int64), [], [], [], np.empty(0, np.int64),
-                   np.empty((0, num_perm), np.uint32), np.empty(0, np.int64))
+                   np.empty((0, num_perm), np.uint32), np.empty(0, np.int64), np.empty(0, np.int64), [])
+
+    def is_original(self) -> np.ndarray:
+        """(m,) bool: the candidate is its cluster's current original itself (not one of its
+        duplicates, and not an original since absorbed by a merge)."""
+        return np.array([a == o for a, o in zip(self.ids, self.originals)], dtype=bool) & (
+            self.seqs == self.original_seqs)
+
+
+@dataclass(frozen=True)
+class ClusterMerge:
+    """An indexed cluster absorbed into another because one article of a later run verified
+    directly against both originals (ingest/index_merges.py)."""
+
+    absorbed: OriginalKey  # the original whose cluster now belongs to ``into``
+    into: OriginalKey  # the surviving original
+    size: int  # the absorbed original's shingle count and signature, kept with the merge so a
+    signature: np.ndarray = field(repr=False, compare=False)  # later merge's guard can check it
 
 
 @dataclass(frozen=True)
 class Match:
     """An indexed article a query article duplicates."""
 
-    id: str  # the original: the article its run kept (in that run's corpus)
-    run: str
-    via: str  # the indexed article that verified: the original or one of its duplicates
+    id: str  # the original: the article its run kept (in that run's corpus), after merges
+    run: str  # the run that kept it
+    via: str  # the indexed article that verified: the original or an article of its cluster
     similarity: float
     containment: float
-    signature: np.ndarray = field(repr=False, compare=False)
-    size: int = 0
+    signature: np.ndarray = field(repr=False, compare=False)  # of ``via``
+    size: int = 0  # of ``via``
+    seq: int = 0  # sequence number of ``run``
+
+    @property
+    def key(self) -> OriginalKey:
+        return (self.seq, self.id)
 
 
 @dataclass
@@ -147,6 +180,8 @@ class IndexStats:
     params: IndexParams | None
     bytes: int  # on disk (SQLite) or Redis memory used by the index's keys
     pending_runs: int = 0  # additions of runs that died before committing (cleaned by the next run)
+    clusters: int = 0  # distinct clusters: originals, less those absorbed by merges
+    merged_clusters: int = 0  # clusters absorbed into another by a later run's article
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -158,6 +193,8 @@ class IndexStats:
             "bytes": self.bytes,
             "bytes_per_article": round(self.bytes / self.articles, 1) if self.articles else None,
             "pending_runs": self.pending_runs,
+            "clusters": self.clusters,
+            "merged_clusters": self.merged_clusters,
         }
 
 
@@ -180,7 +217,10 @@ class StoredParams:
 
 class IndexBackend(Protocol):
     """A persistent index.  ``lock`` starts the writer section that ``commit`` or ``rollback``
-    ends; ``candidates`` and ``add`` are called inside it."""
+    ends; ``candidates``, ``add`` and then ``record_merges`` are called inside it, and
+    ``commit`` makes the addition and the merges visible together.  ``merged_into`` gives, for
+    originals, the original each was merged into (one step; ``follow_merges`` follows them),
+    ``merged_members`` the merges into one original, oldest first."""
 
     location: str
 
@@ -190,6 +230,9 @@ class IndexBackend(Protocol):
     def candidates(self, sigs: np.ndarray, max_bucket: int) -> Candidates: ...
     def add(self, run_id: str, ids: list[str], originals: list[str | None], sigs: np.ndarray,
             sizes: np.ndarray) -> None: ...
+    def merged_into(self, keys: list[OriginalKey]) -> dict[OriginalKey, OriginalKey]: ...
+    def merged_members(self, key: OriginalKey) -> list[ClusterMerge]: ...
+    def record_merges(self, merges: list[ClusterMerge]) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def stats(self) -> IndexStats: ...
@@ -208,19 +251,59 @@ def open_index(location: str, wait: float = DEFAULT_WAIT) -> IndexBackend:
     return SqliteIndex(location, wait)
 
 
-def best_matches(query_sigs: np.ndarray, query_sizes: np.ndarray, cands: Candidates,
-                 config: DedupeConfig) -> dict[int, Match]:
-    """Verify candidates as in-run links are verified and pick one original per query row.
+MergedInto = Callable[[list[OriginalKey]], dict[OriginalKey, OriginalKey]]
+
+
+def follow_merges(cands: Candidates, merged_into: MergedInto, run_ids: Mapping[int, str]) -> Candidates:
+    """Name every candidate's cluster by its surviving original.
+
+    Backends store each article's original as its own run kept it; a later run may since have
+    merged that cluster into another (and that one into a third), so the chain of recorded
+    merges is followed to its end.  Merges never form a cycle (only current originals are
+    merged, each into another current one), but a corrupt index must not hang a run.
+    """
+    keys = sorted(set(zip(cands.original_seqs.tolist(), cands.originals)))
+    into: dict[OriginalKey, OriginalKey] = {}
+    asked: set[OriginalKey] = set()
+    frontier = keys
+    while frontier:
+        asked.update(frontier)
+        step = merged_into(frontier)
+        into.update(step)
+        frontier = sorted({k for k in step.values() if k not in asked})
+    if not into:
+        return cands
+    root: dict[OriginalKey, OriginalKey] = {}
+    for key in keys:
+        seen, k = {key}, key
+        while k in into:
+            k = into[k]
+            if k in seen:
+                raise IndexStoreError(f"index: the merges of original {key!r} form a cycle")
+            seen.add(k)
+        root[key] = k
+    resolved = [root[k] for k in zip(cands.original_seqs.tolist(), cands.originals)]
+    return replace(cands, originals=[k[1] for k in resolved],
+                   original_seqs=np.array([k[0] for k in resolved], dtype=np.int64),
+                   original_runs=[run_ids[k[0]] for k in resolved])
+
+
+def verified_matches(query_sigs: np.ndarray, query_sizes: np.ndarray, cands: Candidates,
+                     config: DedupeConfig) -> tuple[dict[int, Match], dict[int, list[Match]]]:
+    """Verify candidates as in-run links are verified: the best original per query row, and
+    per query row every verified candidate that is itself its cluster's current original.
 
     A pair links when the MinHash Jaccard estimate reaches ``jaccard_threshold``, or when the
     containment implied by it and the shingle counts reaches ``containment_threshold`` and the
     smaller article has ``min_containment_shingles``.  Among several verified originals the
     choice mirrors the in-run clustering: best max(Jaccard, containment), then best Jaccard,
     then the earliest run, then the smallest id -- deterministic whatever order the backend
-    returned them in.
+    returned them in.  The direct matches (ordered by original) are what a cross-run merge
+    needs: in-run, every member verifies directly against its representative, not via another
+    member.
     """
     if cands.query.size == 0:
-        return {}
+        return {}, {}
     qs = query_sigs[cands.query]
     jac = np.asarray(jaccard_estimate(qs, cands.sigs), dtype=np.float64)
     qsize = query_sizes[cands.query]
@@ -228,21 +311,35 @@ def best_matches(query_sigs: np.ndarray, query_sizes: np.ndarray, cands: Candida
     small = np.minimum(qsize, cands.sizes)
     ok = (jac >= config.jaccard_threshold) | (
         (con >= config.containment_threshold) & (small >= config.min_containment_shingles))
+    is_original = cands.is_original()
+
+    def match(k: int) -> Match:
+        return Match(cands.originals[k], cands.original_runs[k], cands.ids[k], float(jac[k]), float(con[k]),
+                     cands.sigs[k], int(cands.sizes[k]), int(cands.original_seqs[k]))
+
     best: dict[int, tuple[tuple[float, float, int, str], int]] = {}
+    direct: dict[int, list[Match]] = {}
     for k in np.flatnonzero(ok).tolist():
         q = int(cands.query[k])
         key = (-max(jac[k], con[k]), -jac[k], int(cands.seqs[k]), cands.ids[k])
         if q not in best or key < best[q][0]:
             best[q] = (key, k)
-    return {
-        q: Match(cands.originals[k], cands.runs[k], cands.ids[k], float(jac[k]), float(con[k]), cands.sigs[k],
-                 int(cands.sizes[k]))
-        for q, (_, k) in best.items()
-    }
+        if is_original[k]:
+            direct.setdefault(q, []).append(match(k))
+    for found in direct.values():
+        found.sort(key=lambda m: m.key)
+    return {q: match(k) for q, (_, k) in best.items()}, direct
+
+
+def best_matches(query_sigs: np.ndarray, query_sizes: np.ndarray, cands: Candidates,
+                 config: DedupeConfig) -> dict[int, Match]:
+    """The best verified original per query row (see ``verified_matches``)."""
+    return verified_matches(query_sigs, query_sizes, cands, config)[0]
 
 
 def similarity_to(sig: np.ndarray, size: int, match: Match) -> tuple[float, float]:
-    """(Jaccard estimate, containment) of one article against a matched original."""
+    """(Jaccard estimate, containment) of one article against a match's ``via`` article (the
+    signature a Match carries)."""
     j = float(jaccard_estimate(sig, match.signature))
     c = float(containment_from_jaccard(np.array([j]), np.array([size]), np.array([match.size]))[0])
     return j, c

@@ -447,6 +447,7 @@ def _write_earlier(i: int, earlier: Earlier, index: _RunIndex, clusters_out: Ato
             "duplicate_of": original.id,
             "duplicate_of_run": original.run,
             "via": original.via,  # the indexed article that verified (the original or its duplicate)
+            **earlier.merged_fields(),  # the other clusters' originals it merged, if any
             "similarity": round(earlier.similarity, 4),
             "containment": round(earlier.containment, 4),
             "cluster": original.id,
