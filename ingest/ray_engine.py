@@ -37,8 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
+from dedupe.clusters import NearDuplicateFinder, in_buckets
+from dedupe.index import unique_sorted
 from dedupe.recurring import RecurringParagraphs
 from ingest import parallel
 from ingest.clean import Signed, clean_and_prepare_chunk, sign_chunk
@@ -60,6 +63,7 @@ from ingest.pipeline import (
 )
 from ingest.clean import REPEATED
 from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
+from ingest.ray_shuffle import band_key_pieces, part_candidates
 from ingest.records import Article, RawRecord, Reject
 from ingest.sources import MAGIC, Source
 from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
@@ -71,6 +75,20 @@ RANGE_MAX_BYTES = 64 << 20
 GROUP_BYTES = 8 << 20  # small files (folders of .txt) are grouped into units of about this size
 GROUP_FILES = 512
 PART_RE = re.compile(r"^part-\d{5}\.jsonl$")
+# Parts of the candidate shuffle (reduce tasks); None: one per CPU of the cluster. The result
+# does not depend on it (a bucket never spans two parts).
+PARTITIONS: int | None = None
+
+
+@dataclass
+class RaySummary(Summary):
+    """The local engine's summary, plus how the Ray run went: its report has everything the
+    local report has and a "ray" key (parts of the shuffle, candidate pairs, seconds per stage)."""
+
+    ray: dict[str, Any] = field(default_factory=dict)
+
+    def to_report(self) -> dict[str, Any]:
+        return super().to_report() | {"ray": self.ray}
 
 
 class RayNotInstalled(Exception):
@@ -192,27 +210,35 @@ def clean_unit(unit: Unit, context: dict[str, Any]) -> tuple[list[Article | Reje
     return clean_and_prepare_chunk(list(_unit_items(unit, context["reader"])))
 
 
-def sign_items(items: list[Any], context: dict[str, Any],
-               detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
-    """`sign_chunk` over a unit's items; the corpus lines (head + tail, framed) are split off
-    so the driver never has to fetch them."""
+def sign_items(items: list[Any], context: dict[str, Any], detector: RecurringParagraphs | None,
+               parts: int = 0) -> tuple[Any, ...]:
+    """`sign_chunk` over a unit's items: (facts, corpus lines, *key pieces). The corpus lines
+    (head + tail, framed) are split off so the driver never has to fetch them; with `parts`
+    the unit's band keys are mapped into that many shuffle pieces (`ray_shuffle`) here, while
+    its signatures are at hand."""
     _install(context)
     out: list[Signed | Reject] = []
     lines: list[bytes] = []
+    signatures: list[Any] = []
     for lo in range(0, len(items), CHUNK):
         for item in sign_chunk(items[lo:lo + CHUNK], detector):
             if isinstance(item, Signed):
                 lines.append(item.head)
                 lines.append(item.tail)
                 item.head = item.tail = b""
+                signatures.append(item.signature)
             out.append(item)
-    return out, lines
+    if not parts:
+        return out, lines
+    config = context["dedupe"]
+    block = np.stack(signatures) if signatures else np.empty((0, config.num_perm), np.uint32)
+    return (out, lines, *band_key_pieces(block, config, parts))
 
 
-def read_sign_unit(unit: Unit, context: dict[str, Any],
-                   detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
+def read_sign_unit(unit: Unit, context: dict[str, Any], detector: RecurringParagraphs | None,
+                   parts: int = 0) -> tuple[Any, ...]:
     _install(context)
-    return sign_items(list(_unit_items(unit, context["reader"])), context, detector)
+    return sign_items(list(_unit_items(unit, context["reader"])), context, detector, parts)
 
 
 def assemble(lines: list[bytes], picks: list[tuple[int, bytes]], path: str | None) -> bytes | int:
@@ -241,6 +267,7 @@ class _Remote:
         self.clean = ray.remote(num_returns=2)(clean_unit)
         self.sign = ray.remote(num_returns=2)(sign_items)
         self.read_sign = ray.remote(num_returns=2)(read_sign_unit)
+        self.candidates = ray.remote(part_candidates)
         self.assemble = ray.remote(assemble)
 
 
@@ -335,7 +362,11 @@ def run_ingest_ray(
                 shards.abort()
             raise
         summary.seconds = time.perf_counter() - started
-        summary.stages = {"ray_start": round(ray_start, 3), **engine.stages}  # type: ignore[attr-defined]  # seconds per stage (not in the report)
+        summary.ray = {
+            "partitions": engine.partitions,
+            "candidate_pairs": engine.candidate_pairs,
+            "stages": {"ray_start": round(ray_start, 3), **engine.stages},  # seconds
+        }
         return summary
     finally:
         if owns_ray:
@@ -354,6 +385,42 @@ def _unwrap(ray: Any, refs: Any) -> Any:
         raise
 
 
+class _KeyTable:
+    """What the reducers need from the driver: per unit, the article index of each signed
+    position (-1 when it takes no part in buckets: a reused id, or no shingles), and the refs
+    of the unit's key pieces, one per part."""
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self.rows: list[np.ndarray] = []
+        self.pieces: list[list[Any]] = []
+
+    def add_unit(self, accepted: list[tuple[int, int]], sizes: list[int], piece_refs: list[Any]) -> None:
+        if not self.parts:
+            return
+        row = np.full(len(sizes), -1, np.int64)
+        if accepted:
+            positions, indices = zip(*accepted)
+            row[list(positions)] = indices
+        row[~in_buckets(np.asarray(sizes, dtype=np.int64))] = -1
+        self.rows.append(row)
+        self.pieces.append(piece_refs)
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(article index by table row, each unit's first row), for `ray_shuffle.part_candidates`."""
+        lengths = np.array([r.size for r in self.rows], np.int64)
+        base = np.concatenate(([0], np.cumsum(lengths)[:-1])) if lengths.size else lengths
+        rows = np.concatenate(self.rows) if self.rows else np.empty(0, np.int64)
+        return rows, base.astype(np.int64)
+
+    def pieces_of(self, part: int) -> list[Any]:
+        return [unit[part] for unit in self.pieces]
+
+    def release(self) -> None:
+        self.rows = []
+        self.pieces = []
+
+
 class _RayRun:
     def __init__(self, ray: Any, sources: list[Source], options: IngestOptions, progress: ProgressFn) -> None:
         self.ray = ray
@@ -363,12 +430,26 @@ class _RayRun:
         self.remote = _Remote(ray)
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.window = 3 * self.cpus  # tasks in flight
+        self.partitions = PARTITIONS or self.cpus
+        self.candidate_pairs = 0
         self.stages: dict[str, float] = {}
 
     def _stage(self, name: str, since: float) -> float:
         now = time.perf_counter()
         self.stages[name] = round(self.stages.get(name, 0.0) + now - since, 3)
         return now
+
+    def _candidates(self, shuffle: _KeyTable, finder: NearDuplicateFinder) -> np.ndarray:
+        """Every LSH candidate pair's code, sorted and distinct: the reduce tasks' pairs (one
+        task per part, handed every unit's piece of it), gathered and merged here."""
+        ray = self.ray
+        full, links = finder.bucket_policy()
+        table_ref = ray.put(shuffle.table())
+        refs = [self.remote.candidates.remote(table_ref, full, links, *shuffle.pieces_of(p))
+                for p in range(shuffle.parts)]
+        shuffle.release()  # the pieces' objects are freed as the reducers finish
+        found = _unwrap(ray, refs)
+        return unique_sorted(np.concatenate(found)) if found else np.empty(0, np.uint64)
 
     # -- plan ---------------------------------------------------------------------------------
 
@@ -428,7 +509,7 @@ class _RayRun:
     # -- run ----------------------------------------------------------------------------------
 
     def run(self, rejects: _Rejects, corpus: AtomicOutput | None, shards: _Shards | None,
-            duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> Summary:
+            duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> RaySummary:
         ray, options, remote = self.ray, self.options, self.remote
         t = time.perf_counter()
         learner, finder, context = run_setup(options)
@@ -469,50 +550,62 @@ class _RayRun:
         detector_ref = ray.put(detector)
         t = self._stage("sample", t)
 
-        # 1b. sign every unit; the driver takes the facts in unit order.
+        # 1b. sign every unit (and map its band keys); the driver takes the facts in unit order.
+        parts = self.partitions if finder is not None else 0
         index = _RunIndex()
         seen_ids: set[str] = set()
         read = 0
         lines_refs: list[Any] = []
         accepted: list[list[tuple[int, int]]] = []  # per unit: (line position, article index)
+        shuffle = _KeyTable(parts)
         wait = 0.0
-        pending2: list[tuple[Any, Any]] = []
+        pending2: list[list[Any]] = []
         nxt = 0
         for _ in range(len(units)):
             while nxt < len(units) and len(pending2) < self.window:
                 if nxt in cleaned:
-                    pending2.append(remote.sign.remote(cleaned.pop(nxt), context_ref, detector_ref))
+                    refs = remote.sign.options(num_returns=2 + parts).remote(
+                        cleaned.pop(nxt), context_ref, detector_ref, parts)
                 else:
-                    pending2.append(remote.read_sign.remote(units[nxt], context_ref, detector_ref))
+                    refs = remote.read_sign.options(num_returns=2 + parts).remote(
+                        units[nxt], context_ref, detector_ref, parts)
+                pending2.append(refs)
                 nxt += 1
-            facts_ref, lines_ref = pending2.pop(0)
+            facts_ref, lines_ref, *piece_refs = pending2.pop(0)
             w = time.perf_counter()
             facts = _unwrap(ray, facts_ref)
             wait += time.perf_counter() - w
             del facts_ref
             lines_refs.append(lines_ref)
             mine: list[tuple[int, int]] = []
-            pos = 0
+            sizes: list[int] = []
             for item in facts:
                 read += 1
                 if isinstance(item, Reject):
                     rejects.add(item)
                     continue
-                k, pos = pos, pos + 1
+                k = len(sizes)
+                sizes.append(item.size)
                 i = len(index.ids)
                 if accept(item, rejects, seen_ids, index, finder):
                     mine.append((k, i))
             accepted.append(mine)
+            shuffle.add_unit(mine, sizes, piece_refs)
             self.progress("dedupe", len(facts))
         del seen_ids
         self.stages["sign_wait"] = round(wait, 3)  # of "sign": the driver idle, waiting for workers
         t = self._stage("sign", t)
 
-        # 2. clusters
-        index_bytes, result, members = decide_clusters(finder, options.keep)
-        t = self._stage("clusters", t)
+        # 2. candidates: one reduce task per part over every unit's piece of it
+        candidates = self._candidates(shuffle, finder) if parts else None
+        self.candidate_pairs = 0 if candidates is None else int(candidates.size)
+        t = self._stage("candidates", t)
+        # 3. verify and cluster in the driver, as the local engine does
+        index_bytes, result, members = decide_clusters(finder, options.keep, candidates)
+        del candidates
+        t = self._stage("verify_cluster", t)
 
-        # 3. write: records from the driver, corpus lines assembled by tasks per unit
+        # 4. write: records from the driver, corpus lines assembled by tasks per unit
         kept = dups = clusters_count = 0
         n = len(index.ids)
         for i in range(n):
@@ -553,7 +646,7 @@ class _RayRun:
         counts = {"read": read, "kept": kept, "duplicates": dups, "rejected": rejects.total}
         if counts["read"] != counts["kept"] + counts["duplicates"] + counts["rejected"]:
             raise AccountingError(f"accounting does not hold: {counts}")
-        return Summary(
+        return RaySummary(
             counts=counts,
             rejected_by_reason=dict(sorted(rejects.by_reason.items())),
             removed=dict(sorted(index.removed.items())),

@@ -48,8 +48,19 @@ def _both(inputs: list[str], tmp: Path, options: IngestOptions, *, clusters: boo
         summary = run(sources, options, outputs)
         report = summary.to_report()
         report.pop("seconds")
+        if engine == "ray":
+            _check_ray_report(report.pop("ray"))
         results[engine] = (d, report)
     return results
+
+
+def _check_ray_report(ray_part: dict) -> None:
+    """The Ray report's own key: the shuffle's parts, its candidate pairs, seconds per stage."""
+    assert ray_part["partitions"] == (ray_engine.PARTITIONS or 2)
+    assert ray_part["candidate_pairs"] >= 0
+    stages = ray_part["stages"]
+    assert {"ray_start", "plan", "sign", "candidates", "verify_cluster", "write"} <= set(stages)
+    assert all(isinstance(v, float) and v >= 0 for v in stages.values())
 
 
 def _assert_same(results, names=("corpus.jsonl", "duplicates.jsonl", "rejects.jsonl")) -> None:
