@@ -340,13 +340,18 @@ class NearDuplicateFinder:
             pos += m
         return out
 
-    def _may_link(self, fp: np.ndarray, i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    def _may_link(
+        self, fp: np.ndarray, i: np.ndarray, j: np.ndarray, sizes: np.ndarray
+    ) -> np.ndarray:
         """Pairs that could pass ``_passes``, by the fingerprint bound on their count of equal
         signature values (sound: a pair it drops would fail verification)."""
-        bound = self.config.num_perm - _unequal_nibbles(np.take(fp, i, axis=0), np.take(fp, j, axis=0))
+        unequal = _unequal_nibbles(np.take(fp, i, axis=0), np.take(fp, j, axis=0))
+        bound = self.config.num_perm - unequal
         return bound >= self._count_needed(sizes[i].astype(np.float64), sizes[j].astype(np.float64))
 
-    def candidate_codes(self, sizes: np.ndarray | None = None, *, prefilter: bool = True) -> np.ndarray:
+    def candidate_codes(
+        self, sizes: np.ndarray | None = None, *, prefilter: bool = True
+    ) -> np.ndarray:
         """Sorted distinct ``pair_codes`` of every LSH candidate pair: the articles in buckets
         (``in_buckets``), every band's ``index.bucket_pairs`` under ``bucket_policy``.
 

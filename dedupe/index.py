@@ -163,7 +163,9 @@ def run_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     return first, np.arange(total, dtype=np.int64) - first
 
 
-def position_pairs(starts: np.ndarray, lengths: np.ndarray, full: int, links: int) -> tuple[np.ndarray, np.ndarray]:
+def position_pairs(
+    starts: np.ndarray, lengths: np.ndarray, full: int, links: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs of ``bucket_runs`` output as positions (pa, pb) into its ``members``,
     pa earlier in its bucket than pb: a bucket of up to ``full`` members gives all its pairs; a
     larger one pairs every member with each of the bucket's first ``links`` members only, so a
@@ -193,7 +195,9 @@ def position_pairs(starts: np.ndarray, lengths: np.ndarray, full: int, links: in
     return np.concatenate(pa), np.concatenate(pb)
 
 
-def bucket_pairs(keys: np.ndarray, indices: np.ndarray, full: int, links: int) -> tuple[np.ndarray, np.ndarray]:
+def bucket_pairs(
+    keys: np.ndarray, indices: np.ndarray, full: int, links: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (i, j) of one band: articles ``indices`` (distinct) with band keys
     ``keys``, in any order; i < j.
 

@@ -385,6 +385,22 @@ def _unwrap(ray: Any, refs: Any) -> Any:
         raise
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    """A unit's accepted articles: their positions among its signed articles (= its corpus
+    lines), and the index of the first (the others follow it: indices are given in order).
+    4 bytes an article, where a list of (position, index) tuples took about 100."""
+
+    first: int
+    positions: np.ndarray  # int32
+
+    def indices(self) -> np.ndarray:
+        return np.arange(self.first, self.first + self.positions.size, dtype=np.int64)
+
+    def pairs(self) -> Iterator[tuple[int, int]]:
+        return zip(self.positions.tolist(), range(self.first, self.first + self.positions.size))
+
+
 class _KeyTable:
     """What the reducers need from the driver: per unit, the article index of each signed
     position (-1 when it takes no part in buckets: a reused id, or no shingles), and the refs
@@ -395,19 +411,17 @@ class _KeyTable:
         self.rows: list[np.ndarray] = []
         self.pieces: list[list[Any]] = []
 
-    def add_unit(self, accepted: list[tuple[int, int]], sizes: list[int], piece_refs: list[Any]) -> None:
+    def add_unit(self, accepted: _Accepted, sizes: list[int], piece_refs: list[Any]) -> None:
         if not self.parts:
             return
         row = np.full(len(sizes), -1, np.int64)
-        if accepted:
-            positions, indices = zip(*accepted)
-            row[list(positions)] = indices
+        row[accepted.positions] = accepted.indices()
         row[~in_buckets(np.asarray(sizes, dtype=np.int64))] = -1
         self.rows.append(row)
         self.pieces.append(piece_refs)
 
     def table(self) -> tuple[np.ndarray, np.ndarray]:
-        """(article index by table row, each unit's first row), for `ray_shuffle.part_candidates`."""
+        """(article index by table row, each unit's first row): `part_candidates`' table."""
         lengths = np.array([r.size for r in self.rows], np.int64)
         base = np.concatenate(([0], np.cumsum(lengths)[:-1])) if lengths.size else lengths
         rows = np.concatenate(self.rows) if self.rows else np.empty(0, np.int64)
@@ -556,7 +570,7 @@ class _RayRun:
         seen_ids: set[str] = set()
         read = 0
         lines_refs: list[Any] = []
-        accepted: list[list[tuple[int, int]]] = []  # per unit: (line position, article index)
+        accepted: list[_Accepted] = []
         shuffle = _KeyTable(parts)
         wait = 0.0
         pending2: list[list[Any]] = []
@@ -577,7 +591,8 @@ class _RayRun:
             wait += time.perf_counter() - w
             del facts_ref
             lines_refs.append(lines_ref)
-            mine: list[tuple[int, int]] = []
+            first = len(index.ids)
+            positions: list[int] = []
             sizes: list[int] = []
             for item in facts:
                 read += 1
@@ -586,9 +601,9 @@ class _RayRun:
                     continue
                 k = len(sizes)
                 sizes.append(item.size)
-                i = len(index.ids)
                 if accept(item, rejects, seen_ids, index, finder):
-                    mine.append((k, i))
+                    positions.append(k)
+            mine = _Accepted(first, np.array(positions, np.int32))
             accepted.append(mine)
             shuffle.add_unit(mine, sizes, piece_refs)
             self.progress("dedupe", len(facts))
@@ -634,7 +649,7 @@ class _RayRun:
 
             for mine, lines_ref in zip(accepted, lines_refs):
                 picks = [(k, orjson.dumps([index.ids[j] for j in members.get(i, ())]))
-                         for k, i in mine if result is None or result.link(i) is None]
+                         for k, i in mine.pairs() if result is None or result.link(i) is None]
                 if not picks:
                     continue
                 path = shards.next_path() if shards is not None else None

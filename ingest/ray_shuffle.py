@@ -65,11 +65,14 @@ def band_key_pieces(signatures: np.ndarray, config: DedupeConfig, parts: int) ->
     pieces = []
     for p in range(parts):
         band, position = np.nonzero(owner == p)  # row-major: band by band, positions ascending
-        pieces.append(KeyPiece(band.astype(np.uint16), position.astype(np.uint32), keys[band, position]))
+        piece = KeyPiece(band.astype(np.uint16), position.astype(np.uint32), keys[band, position])
+        pieces.append(piece)
     return pieces
 
 
-def part_candidates(table: tuple[np.ndarray, np.ndarray], full: int, links: int, *pieces: KeyPiece) -> np.ndarray:
+def part_candidates(
+    table: tuple[np.ndarray, np.ndarray], full: int, links: int, *pieces: KeyPiece
+) -> np.ndarray:
     """Reduce: the sorted distinct pair codes (`index.pair_codes`) of one part's buckets.
     `table` is (article index per unit position, -1 for none; each unit's first row in it);
     `pieces` are the part's pieces of every unit, in unit order."""

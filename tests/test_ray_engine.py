@@ -49,7 +49,8 @@ def _both(inputs: list[str], tmp: Path, options: IngestOptions, *, clusters: boo
         report = summary.to_report()
         report.pop("seconds")
         if engine == "ray":
-            _check_ray_report(report.pop("ray"))
+            results["ray_part"] = report.pop("ray")
+            _check_ray_report(results["ray_part"])
         results[engine] = (d, report)
     return results
 
@@ -125,6 +126,37 @@ def test_generated_fixture_split_into_byte_ranges(tmp_path, monkeypatch):
     assert report["counts"]["duplicates"] > 20
     assert report["removed"].get("recurring", 0) > 0
     assert {"bad_json", "missing_text", "empty_article", "duplicate_id"} <= set(report["rejected_by_reason"])
+
+
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_several_shuffle_parts_give_the_local_output(tmp_path, monkeypatch, keep):
+    # 5 reduce tasks over many small units: buckets are spread over parts and units
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 5)
+    monkeypatch.setattr(ray_engine, "SPLIT_MIN_BYTES", 1)
+    monkeypatch.setattr(ray_engine, "RANGE_MIN_BYTES", 4096)
+    path = _fixture(tmp_path)
+    options = IngestOptions(workers=1, keep=keep, recurring_min_articles=5)
+    # the 2nd copy: its reused ids are rejected and must take no place in a bucket
+    results = _both([str(path), str(path)], tmp_path, options)
+    _assert_same(results)
+    assert results["ray"][1]["counts"]["duplicates"] > 20
+    assert results["ray_part"]["candidate_pairs"] > 20
+
+
+def test_eval_neardup_with_three_parts(tmp_path, monkeypatch):
+    docs = needs_shared("eval", "neardup", "docs.jsonl")
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 3)
+    _assert_same(_both([str(docs)], tmp_path, IngestOptions(workers=2, keep="earliest-date")))
+
+
+def test_without_near_duplicates_there_is_no_shuffle(tmp_path):
+    path = _fixture(tmp_path)
+    sources = list(expand_inputs([str(path)], None))
+    options = IngestOptions(workers=1, near_duplicates=False, recurring_min_articles=5)
+    run_ingest(sources, options, Outputs(corpus=str(tmp_path / "local.jsonl")))
+    summary = run_ingest_ray(sources, options, Outputs(corpus=str(tmp_path / "ray.jsonl")))
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert summary.to_report()["ray"]["candidate_pairs"] == 0
 
 
 @pytest.mark.parametrize("keep", ["longest", "earliest-date"])

@@ -29,7 +29,8 @@ def shuffled_candidates(sigs, sizes, reused, cuts, parts):
     units = [(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
     pieces = [band_key_pieces(sigs[lo:hi], CFG, parts) for lo, hi in units]
     table = (index_of, np.array([lo for lo, _ in units], np.int64))
-    found = [part_candidates(table, *finder.bucket_policy(), *[unit[p] for unit in pieces]) for p in range(parts)]
+    full, links = finder.bucket_policy()
+    found = [part_candidates(table, full, links, *[unit[p] for unit in pieces]) for p in range(parts)]
     return finder, unique_sorted(np.concatenate(found))
 
 
