@@ -1,7 +1,9 @@
 """Near-duplicate clusters: LSH candidates, verification, and chaining-safe clustering.
 
 Pipeline: signatures are banded (``index``) to find candidate pairs at a deliberately low
-Jaccard threshold; every candidate is verified (Jaccard, or containment of the smaller article
+Jaccard threshold (``index.bucket_pairs`` under ``bucket_policy``: the one candidate rule, which
+an engine that shuffles band keys between machines applies per part and hands to ``finish``);
+every candidate is verified (Jaccard, or containment of the smaller article
 in the larger); verified links are then turned into clusters *without* transitive chaining:
 articles are visited in a fixed priority order and each one either joins the most similar
 already-chosen representative it is directly linked to, or becomes a representative itself.
@@ -384,6 +386,21 @@ class NearDuplicateFinder:
                     acc.add(pair_codes(a[maybe], b[maybe]))
         return acc.codes()
 
+    def _bounded(self, codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs of ``codes`` the fingerprint bound lets through, as (i, j), a block at a
+        time: only the survivors are ever held as index arrays (16 bytes a pair)."""
+        fp = self._fingerprints()
+        kept_i: list[np.ndarray] = []
+        kept_j: list[np.ndarray] = []
+        for lo in range(0, codes.size, _CHUNK):
+            i, j = split_codes(codes[lo : lo + _CHUNK])
+            maybe = self._may_link(fp, i, j, sizes)
+            kept_i.append(i[maybe])
+            kept_j.append(j[maybe])
+        if not kept_i:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(kept_i), np.concatenate(kept_j)
+
     def _verified_links(self, sizes: np.ndarray, candidates: np.ndarray | None = None):
         """Every candidate pair that verifies: (i, j, Jaccard, containment), i < j, sorted.
 
@@ -398,15 +415,10 @@ class NearDuplicateFinder:
         exact = self._store is not None
         if candidates is None:
             i, j = split_codes(self.candidate_codes(sizes, prefilter=not exact))
-        else:
+        elif exact:
             i, j = split_codes(candidates)
-            if not exact and i.size:
-                fp = self._fingerprints()
-                maybe = np.concatenate([
-                    self._may_link(fp, i[lo : lo + _CHUNK], j[lo : lo + _CHUNK], sizes)
-                    for lo in range(0, i.size, _CHUNK)
-                ])
-                i, j = i[maybe], j[maybe]
+        else:
+            i, j = self._bounded(candidates, sizes)
         if exact:
             jac, con = self._similarity(i, j, sizes)
             ok = (jac >= cfg.jaccard_threshold) | (

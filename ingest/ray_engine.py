@@ -14,12 +14,19 @@
    paragraphs of the first ceil(recurring_sample / CHUNK) * CHUNK records to
    `RecurringParagraphs` in input order, exactly as the local engine does, and freezes it.
    The cleaned units stay in Ray's object store.
-1b. sign: every unit is (read and cleaned, unless sampled) recurring-dropped, shingled and signed
-   by a task (`sign_chunk`). A task returns two objects: the small per-article facts (id, file,
-   record, signature, sizes, date, removals) and the pre-encoded corpus lines, which stay in
-   the object store. The driver takes the facts in unit order: rejects, duplicate ids,
-   `NearDuplicateFinder.add` -- the same finder as the local engine.
-2. clusters: `finder.finish(keep)` in the driver (LSH candidates, verification, clustering).
+1b. sign + map: every unit is (read and cleaned, unless sampled) recurring-dropped, shingled and
+   signed by a task (`sign_chunk`). A task returns the small per-article facts (id, file,
+   record, signature, sizes, date, removals), the pre-encoded corpus lines, and its band keys
+   split into PARTITIONS pieces by a hash of (band, key) (`ray_shuffle.band_key_pieces`); lines
+   and pieces stay in the object store. The driver takes the facts in unit order: rejects,
+   duplicate ids, `NearDuplicateFinder.add` -- the same finder as the local engine -- and
+   notes which unit position became which article (`ray_shuffle.KeyTable`).
+2a. candidates (the shuffle's reduce): one task per part gets that part's piece of every unit
+   (Ray moves the objects) and the driver's table, and runs `dedupe.index.bucket_pairs` -- the
+   local engine's own candidate rule -- on its buckets; the driver gathers the parts' pair
+   codes (8 bytes a candidate pair) and merges them. A bucket never spans two parts, so the
+   candidates, and everything after, do not depend on the number of parts.
+2b. verify + cluster: `finder.finish(keep, candidates)` in the driver, as the local engine.
 3. write: the duplicates and cluster records are written by the driver (they need no text);
    corpus lines are assembled per unit by tasks (with each kept article's `duplicates`) and
    either streamed by the driver into the single `-o` file, or written by the tasks as
@@ -40,7 +47,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from dedupe.clusters import NearDuplicateFinder, in_buckets
+from dedupe.clusters import NearDuplicateFinder
 from dedupe.index import unique_sorted
 from dedupe.recurring import RecurringParagraphs
 from ingest import parallel
@@ -63,7 +70,7 @@ from ingest.pipeline import (
 )
 from ingest.clean import REPEATED
 from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
-from ingest.ray_shuffle import band_key_pieces, part_candidates
+from ingest.ray_shuffle import KeyTable, band_key_pieces, part_candidates
 from ingest.records import Article, RawRecord, Reject
 from ingest.sources import MAGIC, Source
 from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
@@ -394,45 +401,8 @@ class _Accepted:
     first: int
     positions: np.ndarray  # int32
 
-    def indices(self) -> np.ndarray:
-        return np.arange(self.first, self.first + self.positions.size, dtype=np.int64)
-
     def pairs(self) -> Iterator[tuple[int, int]]:
         return zip(self.positions.tolist(), range(self.first, self.first + self.positions.size))
-
-
-class _KeyTable:
-    """What the reducers need from the driver: per unit, the article index of each signed
-    position (-1 when it takes no part in buckets: a reused id, or no shingles), and the refs
-    of the unit's key pieces, one per part."""
-
-    def __init__(self, parts: int) -> None:
-        self.parts = parts
-        self.rows: list[np.ndarray] = []
-        self.pieces: list[list[Any]] = []
-
-    def add_unit(self, accepted: _Accepted, sizes: list[int], piece_refs: list[Any]) -> None:
-        if not self.parts:
-            return
-        row = np.full(len(sizes), -1, np.int64)
-        row[accepted.positions] = accepted.indices()
-        row[~in_buckets(np.asarray(sizes, dtype=np.int64))] = -1
-        self.rows.append(row)
-        self.pieces.append(piece_refs)
-
-    def table(self) -> tuple[np.ndarray, np.ndarray]:
-        """(article index by table row, each unit's first row): `part_candidates`' table."""
-        lengths = np.array([r.size for r in self.rows], np.int64)
-        base = np.concatenate(([0], np.cumsum(lengths)[:-1])) if lengths.size else lengths
-        rows = np.concatenate(self.rows) if self.rows else np.empty(0, np.int64)
-        return rows, base.astype(np.int64)
-
-    def pieces_of(self, part: int) -> list[Any]:
-        return [unit[part] for unit in self.pieces]
-
-    def release(self) -> None:
-        self.rows = []
-        self.pieces = []
 
 
 class _RayRun:
@@ -453,7 +423,7 @@ class _RayRun:
         self.stages[name] = round(self.stages.get(name, 0.0) + now - since, 3)
         return now
 
-    def _candidates(self, shuffle: _KeyTable, finder: NearDuplicateFinder) -> np.ndarray:
+    def _candidates(self, shuffle: KeyTable, finder: NearDuplicateFinder) -> np.ndarray:
         """Every LSH candidate pair's code, sorted and distinct: the reduce tasks' pairs (one
         task per part, handed every unit's piece of it), gathered and merged here."""
         ray = self.ray
@@ -571,7 +541,7 @@ class _RayRun:
         read = 0
         lines_refs: list[Any] = []
         accepted: list[_Accepted] = []
-        shuffle = _KeyTable(parts)
+        shuffle = KeyTable(parts)
         wait = 0.0
         pending2: list[list[Any]] = []
         nxt = 0
@@ -605,7 +575,7 @@ class _RayRun:
                     positions.append(k)
             mine = _Accepted(first, np.array(positions, np.int32))
             accepted.append(mine)
-            shuffle.add_unit(mine, sizes, piece_refs)
+            shuffle.add_unit(mine.first, mine.positions, sizes, piece_refs)
             self.progress("dedupe", len(facts))
         del seen_ids
         self.stages["sign_wait"] = round(wait, 3)  # of "sign": the driver idle, waiting for workers

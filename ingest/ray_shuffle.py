@@ -20,9 +20,11 @@ Plain numpy functions: Ray only carries the objects between them (tested without
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from dedupe.clusters import in_buckets
 from dedupe.config import DedupeConfig
 from dedupe.index import PairSet, all_band_keys, bucket_pairs, lsh_params, pair_codes
 
@@ -99,3 +101,40 @@ def part_candidates(
         i, j = bucket_pairs(key[lo:hi], article[lo:hi], full, links)
         acc.add(pair_codes(i, j))
     return acc.codes()
+
+
+class KeyTable:
+    """What the reducers need from the driver, gathered as it takes the units in order: per
+    unit, the article index of each signed position (-1 when the article takes no part in
+    buckets: its id was reused, or it has no shingles), and the unit's pieces (Ray refs in the
+    engine), one per part. 8 bytes an article."""
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self.rows: list[np.ndarray] = []
+        self.pieces: list[list[Any]] = []
+
+    def add_unit(self, first: int, accepted: np.ndarray, sizes: list[int], pieces: list[Any]) -> None:
+        """One unit: its accepted positions (ascending) became articles first, first + 1, ...;
+        `sizes` are the shingle counts of all its signed articles."""
+        if not self.parts:
+            return
+        row = np.full(len(sizes), -1, np.int64)
+        row[accepted] = np.arange(first, first + len(accepted), dtype=np.int64)
+        row[~in_buckets(np.asarray(sizes, dtype=np.int64))] = -1
+        self.rows.append(row)
+        self.pieces.append(pieces)
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(article index by table row, each unit's first row): `part_candidates`' table."""
+        lengths = np.array([r.size for r in self.rows], np.int64)
+        base = np.concatenate(([0], np.cumsum(lengths)[:-1])) if lengths.size else lengths
+        rows = np.concatenate(self.rows) if self.rows else np.empty(0, np.int64)
+        return rows, base.astype(np.int64)
+
+    def pieces_of(self, part: int) -> list[Any]:
+        return [unit[part] for unit in self.pieces]
+
+    def release(self) -> None:
+        self.rows = []
+        self.pieces = []

@@ -7,30 +7,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dedupe.clusters import NearDuplicateFinder, in_buckets
+from dedupe.clusters import NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.index import lsh_params, unique_sorted
-from ingest.ray_shuffle import band_key_pieces, part_candidates, partition_of
+from ingest.ray_shuffle import KeyTable, band_key_pieces, part_candidates, partition_of
 from tests.test_dedupe_clusters_scale import synthetic
 
 CFG = DedupeConfig()
 
 
 def shuffled_candidates(sigs, sizes, reused, cuts, parts):
-    """The engine's plan over `units` cut at `cuts`: map per unit, a table of article indices
-    (articles with a reused id are not added, as the driver rejects them), reduce per part."""
+    """The engine's plan over units cut at `cuts`: map per unit; the driver adds the articles
+    in order (one with a reused id is rejected, not added) and fills the `KeyTable`; reduce per
+    part; merge."""
     finder = NearDuplicateFinder(CFG)
-    index_of = np.full(len(sizes), -1, np.int64)
-    for k, (sig, size) in enumerate(zip(sigs, sizes.tolist())):
-        if k not in reused:
-            index_of[k] = finder.add(sig, range(size), length=size)
-    index_of[~in_buckets(sizes)] = -1
+    table = KeyTable(parts)
     bounds = [0, *cuts, len(sizes)]
-    units = [(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
-    pieces = [band_key_pieces(sigs[lo:hi], CFG, parts) for lo, hi in units]
-    table = (index_of, np.array([lo for lo, _ in units], np.int64))
+    for lo, hi in zip(bounds, bounds[1:]):
+        pieces = band_key_pieces(sigs[lo:hi], CFG, parts)
+        first = len(finder)
+        accepted = [k for k in range(hi - lo) if lo + k not in reused]
+        for k in accepted:
+            finder.add(sigs[lo + k], range(int(sizes[lo + k])), length=int(sizes[lo + k]))
+        table.add_unit(first, np.array(accepted, np.int32), sizes[lo:hi].tolist(), pieces)
     full, links = finder.bucket_policy()
-    found = [part_candidates(table, full, links, *[unit[p] for unit in pieces]) for p in range(parts)]
+    found = [part_candidates(table.table(), full, links, *table.pieces_of(p)) for p in range(parts)]
     return finder, unique_sorted(np.concatenate(found))
 
 
