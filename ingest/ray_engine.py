@@ -48,7 +48,8 @@ import numpy as np
 import orjson
 
 from dedupe.clusters import NearDuplicateFinder
-from dedupe.index import unique_sorted
+from dedupe.config import DedupeConfig
+from dedupe.index import lsh_params, unique_sorted
 from dedupe.recurring import RecurringParagraphs
 from ingest import parallel
 from ingest.clean import Signed, clean_and_prepare_chunk, sign_chunk
@@ -82,9 +83,25 @@ RANGE_MAX_BYTES = 64 << 20
 GROUP_BYTES = 8 << 20  # small files (folders of .txt) are grouped into units of about this size
 GROUP_FILES = 512
 PART_RE = re.compile(r"^part-\d{5}\.jsonl$")
-# Parts of the candidate shuffle (reduce tasks); None: one per CPU of the cluster. The result
-# does not depend on it (a bucket never spans two parts).
+# Parts of the candidate shuffle (reduce tasks); None: `shuffle_parts` decides. The result does
+# not depend on it (a bucket never spans two parts).
 PARTITIONS: int | None = None
+# Ray returns objects under 100 KB inline to the caller: map pieces that small would all pass
+# through the driver. Pieces are sized to stay above this, assuming articles of at most
+# ARTICLE_BYTES of input (shorter ones only make the pieces larger).
+PIECE_MIN_BYTES = 128 << 10
+ARTICLE_BYTES = 8 << 10
+ENTRY_BYTES = 14  # a map entry: band (2 bytes), position (4), key (8)
+
+
+def shuffle_parts(cpus: int, input_bytes: int, units: int, config: DedupeConfig) -> int:
+    """Parts of the candidate shuffle: one per CPU, but no more than keep each unit's map pieces
+    above PIECE_MIN_BYTES (so they go through Ray's object store, not the driver); at least 1."""
+    if PARTITIONS:
+        return PARTITIONS
+    bands, _ = lsh_params(config.candidate_threshold, config.num_perm)
+    piece_bytes = input_bytes / max(units, 1) / ARTICLE_BYTES * bands * ENTRY_BYTES
+    return max(1, min(cpus, int(piece_bytes // PIECE_MIN_BYTES)))
 
 
 @dataclass
@@ -414,7 +431,8 @@ class _RayRun:
         self.remote = _Remote(ray)
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.window = 3 * self.cpus  # tasks in flight
-        self.partitions = PARTITIONS or self.cpus
+        self.partitions = 0  # decided once the plan is known
+        self.input_bytes = 0
         self.candidate_pairs = 0
         self.stages: dict[str, float] = {}
 
@@ -440,6 +458,7 @@ class _RayRun:
     def plan(self) -> list[Unit]:
         ray, units = self.ray, []
         total = sum(s.path.stat().st_size for s in self.sources if s.path is not None and s.path.is_file())
+        self.input_bytes = total
         step = min(RANGE_MAX_BYTES, max(RANGE_MIN_BYTES, total // (4 * self.cpus) + 1))
         counting: list[tuple[int, Source, list[int], list[Any]]] = []
         group: list[Source] = []
@@ -499,6 +518,7 @@ class _RayRun:
         learner, finder, context = run_setup(options)
         context["reader"] = options.reader
         units = self.plan()
+        self.partitions = shuffle_parts(self.cpus, self.input_bytes, len(units), options.dedupe)
         context_ref = ray.put(context)
         t = self._stage("plan", t)
 

@@ -57,7 +57,10 @@ def _both(inputs: list[str], tmp: Path, options: IngestOptions, *, clusters: boo
 
 def _check_ray_report(ray_part: dict) -> None:
     """The Ray report's own key: the shuffle's parts, its candidate pairs, seconds per stage."""
-    assert ray_part["partitions"] == (ray_engine.PARTITIONS or 2)
+    if ray_engine.PARTITIONS:
+        assert ray_part["partitions"] == ray_engine.PARTITIONS
+    else:
+        assert 1 <= ray_part["partitions"] <= 2  # at most one per CPU of the test session
     assert ray_part["candidate_pairs"] >= 0
     stages = ray_part["stages"]
     assert {"ray_start", "plan", "sign", "candidates", "verify_cluster", "write"} <= set(stages)
@@ -196,6 +199,20 @@ def test_eval_neardup(tmp_path):
 def test_seeds(tmp_path):
     seeds = needs_shared("seeds")
     _assert_same(_both([str(seeds)], tmp_path, IngestOptions(workers=2)))
+
+
+def test_shuffle_parts_keep_map_pieces_out_of_the_driver(monkeypatch):
+    from dedupe.config import DedupeConfig
+
+    monkeypatch.setattr(ray_engine, "PARTITIONS", None)
+    config = DedupeConfig()  # 28 bands: 392 bytes of map entries an article
+    parts = ray_engine.shuffle_parts
+    assert parts(2, 187_000_000, 8, config) == 2  # the 50k bench on this machine: one per CPU
+    assert parts(64, 187_000_000, 8, config) == 8  # 23 MB units: pieces stay >= 128 KB
+    assert parts(160, 1_870_000_000, 640, config) == 1  # many small units: no tiny pieces
+    assert parts(4, 0, 0, config) == 1
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 5)
+    assert parts(2, 0, 1, config) == 5
 
 
 def test_require_ray_message(monkeypatch):
