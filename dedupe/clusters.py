@@ -1,7 +1,9 @@
 """Near-duplicate clusters: LSH candidates, verification, and chaining-safe clustering.
 
 Pipeline: signatures are banded (``index``) to find candidate pairs at a deliberately low
-Jaccard threshold; every candidate is verified (Jaccard, or containment of the smaller article
+Jaccard threshold (``index.bucket_pairs`` under ``bucket_policy``: the one candidate rule, which
+an engine that shuffles band keys between machines applies per part and hands to ``finish``);
+every candidate is verified (Jaccard, or containment of the smaller article
 in the larger); verified links are then turned into clusters *without* transitive chaining:
 articles are visited in a fixed priority order and each one either joins the most similar
 already-chosen representative it is directly linked to, or becomes a representative itself.
@@ -23,15 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import DedupeConfig
-from .index import (
-    PairSet,
-    band_keys,
-    bucket_runs,
-    lsh_params,
-    pair_codes,
-    run_positions,
-    split_codes,
-)
+from .index import PairSet, all_band_keys, bucket_pairs, lsh_params, pair_codes, split_codes
 
 KEEP_POLICIES = ("first", "longest", "earliest-date")
 
@@ -204,33 +198,20 @@ _POLICY: tuple[int, int] | None = None  # (full, links) override, for experiment
 STATS = [0, 0, 0]  # candidate pairs, pairs passing the fingerprint bound, verified (diagnostics)
 
 
-def _position_pairs(first, pos, in_full, full: int, links: int, min_gap: int):
-    """Candidate pairs of one band as positions into its ``bucket_runs`` members, in blocks
-    of at most ``_CHUNK``: in buckets of up to ``full`` members every pair at least ``min_gap``
-    positions apart (earlier position first); in larger ones every member with each of the
-    bucket's first ``links`` members."""
-    pa: list[np.ndarray] = []
-    pb: list[np.ndarray] = []
-    cand = np.flatnonzero(in_full & (pos >= min_gap))
-    d = min_gap
-    while cand.size:
-        pa.append(cand - d)
-        pb.append(cand)
-        d += 1
-        cand = cand[pos[cand] >= d]
-    cand = np.flatnonzero(~in_full)
-    for q in range(links):
-        cand = cand[pos[cand] > q]
-        if not cand.size:
-            break
-        pa.append(first[cand] + q)
-        pb.append(cand)
-    if not pa:
-        return
-    a = np.concatenate(pa)
-    b = np.concatenate(pb)
-    for lo in range(0, a.size, _CHUNK):
-        yield a[lo : lo + _CHUNK], b[lo : lo + _CHUNK]
+def bucket_policy(config: DedupeConfig) -> tuple[int, int]:
+    """(full, links) for ``index.bucket_pairs``: buckets of up to ``full`` members give all
+    their pairs; in a larger bucket each member is paired with the bucket's first ``links``
+    members only.  One function, so every engine applies the same policy."""
+    if _POLICY is not None:
+        return _POLICY
+    cap = config.max_bucket
+    return min(cap, FULL_BUCKET), min(cap, LARGE_BUCKET_LINKS)
+
+
+def in_buckets(sizes: np.ndarray) -> np.ndarray:
+    """Which articles take part in LSH buckets: those with shingles (an empty article never
+    links, and must not take a crowded bucket's first places from one that can)."""
+    return np.asarray(sizes) > 0
 
 
 class NearDuplicateFinder:
@@ -332,10 +313,9 @@ class NearDuplicateFinder:
         return need
 
     def _all_band_keys(self, bands: int, rows: int, live: np.ndarray | None) -> list[np.ndarray]:
-        """One uint64 key array per band, computed in one pass over the signatures (a band at
-        a time would read every signature's cache line once per band).  With two rows a band's
-        key is its two uint32 values viewed as one uint64 (a bijection of ``band_keys``' key,
-        so the buckets are the same)."""
+        """One uint64 key array per band (``index.all_band_keys``), computed a block of
+        signatures at a time: a band at a time would read every signature's cache line once
+        per band."""
         n = self._sigs.n
         out = [np.empty(n, np.uint64) for _ in range(bands)]
         pos = 0
@@ -343,13 +323,9 @@ class NearDuplicateFinder:
         for blk, m in self._sigs.filled():
             for lo in range(0, m, step):
                 hi = min(m, lo + step)
-                if rows == 2:
-                    v = np.ascontiguousarray(blk[lo:hi, : 2 * bands]).view(np.uint64)
-                    for b in range(bands):
-                        out[b][pos + lo : pos + hi] = v[:, b]
-                else:
-                    for b in range(bands):
-                        out[b][pos + lo : pos + hi] = band_keys(blk[lo:hi], b, rows)
+                keys = all_band_keys(blk[lo:hi], bands, rows)
+                for b in range(bands):
+                    out[b][pos + lo : pos + hi] = keys[b]
             pos += m
         if live is not None:
             out = [k[live] for k in out]
@@ -366,77 +342,92 @@ class NearDuplicateFinder:
             pos += m
         return out
 
-    def _verified_links(self, sizes: np.ndarray):
-        """Every LSH candidate pair that verifies: (i, j, Jaccard, containment), i < j, sorted.
+    def _may_link(
+        self, fp: np.ndarray, i: np.ndarray, j: np.ndarray, sizes: np.ndarray
+    ) -> np.ndarray:
+        """Pairs that could pass ``_passes``, by the fingerprint bound on their count of equal
+        signature values (sound: a pair it drops would fail verification)."""
+        unequal = _unequal_nibbles(np.take(fp, i, axis=0), np.take(fp, j, axis=0))
+        bound = self.config.num_perm - unequal
+        return bound >= self._count_needed(sizes[i].astype(np.float64), sizes[j].astype(np.float64))
 
-        Bands are processed one at a time: their buckets are found by sorting (``bucket_runs``)
-        and each candidate pair is checked at once, so neither all band keys nor all candidate
-        pairs are ever held together.  Without a shingle store a pair is first bounded with
-        4-bit fingerprints of the signatures (equal values give equal nibbles, so the count of
-        equal nibbles bounds the count of equal values from above, and the link test is
-        monotone in it); only pairs that could pass are compared on the full signatures.
+    def candidate_codes(
+        self, sizes: np.ndarray | None = None, *, prefilter: bool = True
+    ) -> np.ndarray:
+        """Sorted distinct ``pair_codes`` of every LSH candidate pair: the articles in buckets
+        (``in_buckets``), every band's ``index.bucket_pairs`` under ``bucket_policy``.
+
+        Bands are processed one at a time, so the (pair, band) collisions are never all held
+        together.  With ``prefilter`` (no shingle store) pairs the fingerprint bound rules out
+        are dropped as they come: they could not verify, and most candidates are such."""
+        cfg = self.config
+        if sizes is None:
+            sizes = self._sizes.all()
+        live_mask = in_buckets(sizes)
+        live = None if live_mask.all() else np.flatnonzero(live_mask)
+        indices = np.arange(sizes.size) if live is None else live
+        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
+        full, links = bucket_policy(cfg)
+        fp = self._fingerprints() if prefilter else None
+        acc = PairSet()
+        keys = self._all_band_keys(bands, rows, live)
+        for band in range(bands):
+            i, j = bucket_pairs(keys[band], indices, full, links)
+            keys[band] = None  # free as we go
+            STATS[0] += i.size
+            if fp is None:
+                acc.add(pair_codes(i, j))
+                continue
+            for lo in range(0, i.size, _CHUNK):
+                a, b = i[lo : lo + _CHUNK], j[lo : lo + _CHUNK]
+                maybe = self._may_link(fp, a, b, sizes)
+                if maybe.any():
+                    STATS[1] += int(maybe.sum())
+                    acc.add(pair_codes(a[maybe], b[maybe]))
+        return acc.codes()
+
+    def _bounded(self, codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs of ``codes`` the fingerprint bound lets through, as (i, j), a block at a
+        time: only the survivors are ever held as index arrays (16 bytes a pair)."""
+        fp = self._fingerprints()
+        kept_i: list[np.ndarray] = []
+        kept_j: list[np.ndarray] = []
+        for lo in range(0, codes.size, _CHUNK):
+            i, j = split_codes(codes[lo : lo + _CHUNK])
+            maybe = self._may_link(fp, i, j, sizes)
+            kept_i.append(i[maybe])
+            kept_j.append(j[maybe])
+        if not kept_i:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(kept_i), np.concatenate(kept_j)
+
+    def _verified_links(self, sizes: np.ndarray, candidates: np.ndarray | None = None):
+        """Every candidate pair that verifies: (i, j, Jaccard, containment), i < j, sorted.
+
+        ``candidates``: sorted distinct pair codes found elsewhere (e.g. by a distributed
+        shuffle over the same ``index.bucket_pairs``); None finds them here.  Without a shingle
+        store a pair is first bounded with 4-bit fingerprints of the signatures (equal values
+        give equal nibbles, so the count of equal nibbles bounds the count of equal values from
+        above, and the link test is monotone in it); only pairs that could pass are compared on
+        the full signatures.
         """
         cfg = self.config
-        live_mask = sizes > 0
-        live = None if live_mask.all() else np.flatnonzero(live_mask)
-        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
-        full, links = self._bucket_policy()
-        if self._store is not None:  # exact verification: collect the distinct candidates first
-            acc = PairSet()
-            keys = self._all_band_keys(bands, rows, live)
-            for band in range(bands):
-                members, starts, lengths = bucket_runs(keys[band])
-                keys[band] = None
-                if live is not None:
-                    members = live[members]
-                first, pos = run_positions(starts, lengths)
-                in_full = np.repeat(lengths <= full, lengths)
-                for pa, pb in _position_pairs(first, pos, in_full, full, links, 1):
-                    acc.add(pair_codes(members[pa], members[pb]))
-            i, j = split_codes(acc.codes())
+        exact = self._store is not None
+        if candidates is None:
+            i, j = split_codes(self.candidate_codes(sizes, prefilter=not exact))
+        elif exact:
+            i, j = split_codes(candidates)
+        else:
+            i, j = self._bounded(candidates, sizes)
+        if exact:
             jac, con = self._similarity(i, j, sizes)
             ok = (jac >= cfg.jaccard_threshold) | (
                 (con >= cfg.containment_threshold)
                 & (np.minimum(sizes[i], sizes[j]) >= cfg.min_containment_shingles)
             )
             return i[ok], j[ok], jac[ok], con[ok]
-        fp = self._fingerprints()
-        num_perm = cfg.num_perm
-        need = self._count_needed
-        maybe_codes = PairSet()
-        keys = self._all_band_keys(bands, rows, live)
-        for band in range(bands):
-            members, starts, lengths = bucket_runs(keys[band])
-            keys[band] = None  # free as we go
-            if not members.size:
-                continue
-            if live is not None:
-                members = live[members]
-            fm = np.take(fp, members, axis=0)
-            sm = sizes[members].astype(np.float64)
-            first, pos = run_positions(starts, lengths)
-            in_full = np.repeat(lengths <= full, lengths)
-            # neighbours in a bucket (most pairs): compared on contiguous slices, no gather
-            adjacent = in_full[1:] & (pos[1:] >= 1)
-            for lo in range(0, members.size - 1, _CHUNK):
-                hi = min(members.size - 1, lo + _CHUNK)
-                bound = num_perm - _unequal_nibbles(fm[lo:hi], fm[lo + 1 : hi + 1])
-                maybe = adjacent[lo:hi] & (bound >= need(sm[lo:hi], sm[lo + 1 : hi + 1]))
-                STATS[0] += int(adjacent[lo:hi].sum())
-                if maybe.any():
-                    STATS[1] += int(maybe.sum())
-                    p = np.flatnonzero(maybe) + lo
-                    maybe_codes.add(pair_codes(members[p], members[p + 1]))
-            for pa, pb in _position_pairs(first, pos, in_full, full, links, 2):
-                bound = num_perm - _unequal_nibbles(np.take(fm, pa, axis=0), np.take(fm, pb, axis=0))
-                maybe = bound >= need(sm[pa], sm[pb])
-                STATS[0] += pa.size
-                if maybe.any():
-                    STATS[1] += int(maybe.sum())
-                    maybe_codes.add(pair_codes(members[pa[maybe]], members[pb[maybe]]))
-        del fp
         # pairs that may link (true duplicates collide in many bands: verified once each)
-        i, j = split_codes(maybe_codes.codes())
+        num_perm = cfg.num_perm
         jac = np.empty(i.size)
         for lo in range(0, i.size, _CHUNK):
             sa = self._sigs.take(i[lo : lo + _CHUNK])
@@ -446,13 +437,9 @@ class NearDuplicateFinder:
         STATS[2] += int(ok.sum())
         return i[ok], j[ok], jac[ok], con[ok]
 
-    def _bucket_policy(self) -> tuple[int, int]:
-        """(full, links): buckets of up to ``full`` members give all their pairs; in a larger
-        bucket each member is paired with the bucket's first ``links`` members only."""
-        if _POLICY is not None:
-            return _POLICY
-        cap = self.config.max_bucket
-        return min(cap, FULL_BUCKET), min(cap, LARGE_BUCKET_LINKS)
+    def bucket_policy(self) -> tuple[int, int]:
+        """This finder's ``bucket_policy`` (full, links)."""
+        return bucket_policy(self.config)
 
     # -- clustering ---------------------------------------------------------------------------
 
@@ -476,10 +463,12 @@ class NearDuplicateFinder:
         rank[order] = idx
         return rank
 
-    def finish(self, keep: str = "first") -> Clusters:
+    def finish(self, keep: str = "first", candidates: np.ndarray | None = None) -> Clusters:
         """Cluster everything added so far; ``keep`` picks the article kept per cluster:
         ``"first"`` added, ``"longest"`` (by ``length``), or ``"earliest-date"`` (undated
-        last); ties go to the first added."""
+        last); ties go to the first added.  ``candidates``: the sorted distinct pair codes of
+        ``candidate_codes(prefilter=False)`` when they were computed elsewhere (the Ray
+        engine's shuffle); the result is the same as without."""
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
         cfg = self.config
@@ -491,7 +480,7 @@ class NearDuplicateFinder:
         keep_rank = self._keep_order(keep, n, lengths)
 
         # 1.-2. LSH candidates, verified band by band (articles without shingles never link)
-        i, j, jac, con = self._verified_links(sizes)
+        i, j, jac, con = self._verified_links(sizes, candidates)
 
         # 3. chaining-safe star clustering in representative priority order
         if cfg.representative == "largest":

@@ -68,6 +68,22 @@ def band_keys(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
     return key
 
 
+def all_band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(bands, n) uint64: row b is band b's key of every signature, equal bands giving equal
+    keys -- the key every engine buckets by (``band_keys`` is the persistent index's key).
+
+    With two rows a band's key is its two uint32 values viewed as one uint64: a bijection of
+    ``band_keys``' key (so the same buckets), made without shifting or copying per band."""
+    n = sigs.shape[0]
+    if rows == 2 and sigs.dtype == np.uint32:
+        pairs = np.ascontiguousarray(sigs[:, : 2 * bands]).view(_U64)  # (n, bands)
+        return np.ascontiguousarray(pairs.T)
+    out = np.empty((bands, n), _U64)
+    for b in range(bands):
+        out[b] = band_keys(sigs, b, rows)
+    return out
+
+
 def bucket_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The buckets of two or more rows with equal keys: ``(members, starts, lengths)``.
 
@@ -147,34 +163,60 @@ def run_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     return first, np.arange(total, dtype=np.int64) - first
 
 
-def bucket_pairs(keys: np.ndarray, max_bucket: int) -> np.ndarray:
-    """Pairs (i, j), i < j, of rows with equal keys, as an (m, 2) int64 array.
-
-    Buckets of up to ``max_bucket`` members give all their pairs; in a larger bucket every
-    member is paired only with the bucket's first ``max_bucket`` members (by row), which bounds
-    the cost of floods of identical articles at O(n * max_bucket).
-    """
-    members, starts, lengths = bucket_runs(keys)
-    if members.size == 0:
-        return np.empty((0, 2), np.int64)
+def position_pairs(
+    starts: np.ndarray, lengths: np.ndarray, full: int, links: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs of ``bucket_runs`` output as positions (pa, pb) into its ``members``,
+    pa earlier in its bucket than pb: a bucket of up to ``full`` members gives all its pairs; a
+    larger one pairs every member with each of the bucket's first ``links`` members only, so a
+    flood of copies costs O(members * links), not O(members ** 2)."""
     first, pos = run_positions(starts, lengths)
-    large = np.repeat(lengths > max_bucket, lengths)
-    out = []
-    # small buckets: every member p with the member d positions before it, d = 1, 2, ...
-    cand = np.flatnonzero(~large & (pos >= 1))
+    in_full = np.repeat(lengths <= full, lengths)
+    pa: list[np.ndarray] = []
+    pb: list[np.ndarray] = []
+    # small buckets: every member with the member d positions before it, d = 1, 2, ...
+    cand = np.flatnonzero(in_full & (pos >= 1))
     d = 1
     while cand.size:
-        out.append(np.stack([members[cand - d], members[cand]], axis=1))
+        pa.append(cand - d)
+        pb.append(cand)
         d += 1
         cand = cand[pos[cand] >= d]
-    # large buckets: every member with each of the bucket's first max_bucket members
-    cand = np.flatnonzero(large)
-    for q in range(max_bucket):
+    # crowded buckets: every member with each of the bucket's first `links` members
+    cand = np.flatnonzero(~in_full)
+    for q in range(links):
         cand = cand[pos[cand] > q]
         if not cand.size:
             break
-        out.append(np.stack([members[first[cand] + q], members[cand]], axis=1))
-    return np.concatenate(out)
+        pa.append(first[cand] + q)
+        pb.append(cand)
+    if not pa:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(pa), np.concatenate(pb)
+
+
+def bucket_pairs(
+    keys: np.ndarray, indices: np.ndarray, full: int, links: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i, j) of one band: articles ``indices`` (distinct) with band keys
+    ``keys``, in any order; i < j.
+
+    This is the whole candidate rule, shared by every engine so that it cannot drift: a bucket
+    is the articles with equal keys, its members ordered by article index (add order); a
+    bucket of up to ``full`` members gives all its pairs, a larger one pairs every member with
+    its ``links`` lowest-indexed members.  Only the entries given take part, so a caller that
+    splits a band's entries by key (a shuffle) gets, per part, exactly the pairs of the
+    buckets in it.  Pairs come in a deterministic order (callers that merge parts sort).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size > 1 and not (indices[1:] > indices[:-1]).all():
+        order = np.argsort(indices, kind="stable")
+        keys, indices = keys[order], indices[order]
+    members, starts, lengths = bucket_runs(keys)
+    if not members.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pa, pb = position_pairs(starts, lengths, full, links)
+    return indices[members[pa]], indices[members[pb]]
 
 
 def pair_codes(i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -230,15 +272,17 @@ def split_codes(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidate_pairs(band_key_columns, max_bucket: int) -> np.ndarray:
-    """Unique sorted (i, j), i < j, pairs sharing at least one band, from per-band key arrays.
+    """Unique sorted (i, j), i < j, pairs sharing at least one band, from per-band key arrays
+    (row numbers are the indices; buckets of more than ``max_bucket`` rows pair every row with
+    their first ``max_bucket`` rows).
 
     Bands are processed one at a time and their pairs merged into a ``PairSet``, so the
     (pair, band) collisions are never all held at once."""
     acc = PairSet()
     for keys in band_key_columns:
-        p = bucket_pairs(keys, max_bucket)
-        if p.size:
-            acc.add(pair_codes(p[:, 0], p[:, 1]))
-        del p
+        i, j = bucket_pairs(keys, np.arange(keys.size), max_bucket, max_bucket)
+        if i.size:
+            acc.add(pair_codes(i, j))
+        del i, j
     i, j = split_codes(acc.codes())
     return np.stack([i, j], axis=1)

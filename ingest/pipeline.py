@@ -404,13 +404,15 @@ def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: 
     return True
 
 
-def decide_clusters(finder: NearDuplicateFinder | None, keep: str) -> tuple[float, Clusters | None, dict[int, list[int]]]:
+def decide_clusters(finder: NearDuplicateFinder | None, keep: str,
+                    candidates: Any = None) -> tuple[float, Clusters | None, dict[int, list[int]]]:
     """Finish the near-duplicate finder (shared by both engines): the index's bytes per article
-    (measured before `finish`), the clusters, and each kept article's dropped members in order."""
+    (measured before `finish`), the clusters, and each kept article's dropped members in order.
+    `candidates`: the LSH candidate pair codes when the Ray engine's shuffle found them."""
     if finder is None:
         return 0.0, None, {}
     index_bytes = finder.nbytes() / len(finder) if len(finder) else 0.0
-    result = finder.finish(keep)
+    result = finder.finish(keep, candidates)
     members: dict[int, list[int]] = {}
     for link in sorted(result.links.values(), key=lambda link: link.index):
         members.setdefault(link.kept, []).append(link.index)

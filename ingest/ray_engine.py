@@ -14,12 +14,19 @@
    paragraphs of the first ceil(recurring_sample / CHUNK) * CHUNK records to
    `RecurringParagraphs` in input order, exactly as the local engine does, and freezes it.
    The cleaned units stay in Ray's object store.
-1b. sign: every unit is (read and cleaned, unless sampled) recurring-dropped, shingled and signed
-   by a task (`sign_chunk`). A task returns two objects: the small per-article facts (id, file,
-   record, signature, sizes, date, removals) and the pre-encoded corpus lines, which stay in
-   the object store. The driver takes the facts in unit order: rejects, duplicate ids,
-   `NearDuplicateFinder.add` -- the same finder as the local engine.
-2. clusters: `finder.finish(keep)` in the driver (LSH candidates, verification, clustering).
+1b. sign + map: every unit is (read and cleaned, unless sampled) recurring-dropped, shingled and
+   signed by a task (`sign_chunk`). A task returns the small per-article facts (id, file,
+   record, signature, sizes, date, removals), the pre-encoded corpus lines, and its band keys
+   split into PARTITIONS pieces by a hash of (band, key) (`ray_shuffle.band_key_pieces`); lines
+   and pieces stay in the object store. The driver takes the facts in unit order: rejects,
+   duplicate ids, `NearDuplicateFinder.add` -- the same finder as the local engine -- and
+   notes which unit position became which article (`ray_shuffle.KeyTable`).
+2a. candidates (the shuffle's reduce): one task per part gets that part's piece of every unit
+   (Ray moves the objects) and the driver's table, and runs `dedupe.index.bucket_pairs` -- the
+   local engine's own candidate rule -- on its buckets; the driver gathers the parts' pair
+   codes (8 bytes a candidate pair) and merges them. A bucket never spans two parts, so the
+   candidates, and everything after, do not depend on the number of parts.
+2b. verify + cluster: `finder.finish(keep, candidates)` in the driver, as the local engine.
 3. write: the duplicates and cluster records are written by the driver (they need no text);
    corpus lines are assembled per unit by tasks (with each kept article's `duplicates`) and
    either streamed by the driver into the single `-o` file, or written by the tasks as
@@ -37,8 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
+from dedupe.clusters import NearDuplicateFinder
+from dedupe.config import DedupeConfig
+from dedupe.index import lsh_params, unique_sorted
 from dedupe.recurring import RecurringParagraphs
 from ingest import parallel
 from ingest.clean import Signed, clean_and_prepare_chunk, sign_chunk
@@ -60,6 +71,7 @@ from ingest.pipeline import (
 )
 from ingest.clean import REPEATED
 from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
+from ingest.ray_shuffle import KeyTable, band_key_pieces, part_candidates
 from ingest.records import Article, RawRecord, Reject
 from ingest.sources import MAGIC, Source
 from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
@@ -71,6 +83,36 @@ RANGE_MAX_BYTES = 64 << 20
 GROUP_BYTES = 8 << 20  # small files (folders of .txt) are grouped into units of about this size
 GROUP_FILES = 512
 PART_RE = re.compile(r"^part-\d{5}\.jsonl$")
+# Parts of the candidate shuffle (reduce tasks); None: `shuffle_parts` decides. The result does
+# not depend on it (a bucket never spans two parts).
+PARTITIONS: int | None = None
+# Ray returns objects under 100 KB inline to the caller: map pieces that small would all pass
+# through the driver. Pieces are sized to stay above this, assuming articles of at most
+# ARTICLE_BYTES of input (shorter ones only make the pieces larger).
+PIECE_MIN_BYTES = 128 << 10
+ARTICLE_BYTES = 8 << 10
+ENTRY_BYTES = 14  # a map entry: band (2 bytes), position (4), key (8)
+
+
+def shuffle_parts(cpus: int, input_bytes: int, units: int, config: DedupeConfig) -> int:
+    """Parts of the candidate shuffle: one per CPU, but no more than keep each unit's map pieces
+    above PIECE_MIN_BYTES (so they go through Ray's object store, not the driver); at least 1."""
+    if PARTITIONS:
+        return PARTITIONS
+    bands, _ = lsh_params(config.candidate_threshold, config.num_perm)
+    piece_bytes = input_bytes / max(units, 1) / ARTICLE_BYTES * bands * ENTRY_BYTES
+    return max(1, min(cpus, int(piece_bytes // PIECE_MIN_BYTES)))
+
+
+@dataclass
+class RaySummary(Summary):
+    """The local engine's summary, plus how the Ray run went: its report has everything the
+    local report has and a "ray" key (parts of the shuffle, candidate pairs, seconds per stage)."""
+
+    ray: dict[str, Any] = field(default_factory=dict)
+
+    def to_report(self) -> dict[str, Any]:
+        return super().to_report() | {"ray": self.ray}
 
 
 class RayNotInstalled(Exception):
@@ -192,27 +234,35 @@ def clean_unit(unit: Unit, context: dict[str, Any]) -> tuple[list[Article | Reje
     return clean_and_prepare_chunk(list(_unit_items(unit, context["reader"])))
 
 
-def sign_items(items: list[Any], context: dict[str, Any],
-               detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
-    """`sign_chunk` over a unit's items; the corpus lines (head + tail, framed) are split off
-    so the driver never has to fetch them."""
+def sign_items(items: list[Any], context: dict[str, Any], detector: RecurringParagraphs | None,
+               parts: int = 0) -> tuple[Any, ...]:
+    """`sign_chunk` over a unit's items: (facts, corpus lines, *key pieces). The corpus lines
+    (head + tail, framed) are split off so the driver never has to fetch them; with `parts`
+    the unit's band keys are mapped into that many shuffle pieces (`ray_shuffle`) here, while
+    its signatures are at hand."""
     _install(context)
     out: list[Signed | Reject] = []
     lines: list[bytes] = []
+    signatures: list[Any] = []
     for lo in range(0, len(items), CHUNK):
         for item in sign_chunk(items[lo:lo + CHUNK], detector):
             if isinstance(item, Signed):
                 lines.append(item.head)
                 lines.append(item.tail)
                 item.head = item.tail = b""
+                signatures.append(item.signature)
             out.append(item)
-    return out, lines
+    if not parts:
+        return out, lines
+    config = context["dedupe"]
+    block = np.stack(signatures) if signatures else np.empty((0, config.num_perm), np.uint32)
+    return (out, lines, *band_key_pieces(block, config, parts))
 
 
-def read_sign_unit(unit: Unit, context: dict[str, Any],
-                   detector: RecurringParagraphs | None) -> tuple[list[Signed | Reject], list[bytes]]:
+def read_sign_unit(unit: Unit, context: dict[str, Any], detector: RecurringParagraphs | None,
+                   parts: int = 0) -> tuple[Any, ...]:
     _install(context)
-    return sign_items(list(_unit_items(unit, context["reader"])), context, detector)
+    return sign_items(list(_unit_items(unit, context["reader"])), context, detector, parts)
 
 
 def assemble(lines: list[bytes], picks: list[tuple[int, bytes]], path: str | None) -> bytes | int:
@@ -241,6 +291,7 @@ class _Remote:
         self.clean = ray.remote(num_returns=2)(clean_unit)
         self.sign = ray.remote(num_returns=2)(sign_items)
         self.read_sign = ray.remote(num_returns=2)(read_sign_unit)
+        self.candidates = ray.remote(part_candidates)
         self.assemble = ray.remote(assemble)
 
 
@@ -335,7 +386,11 @@ def run_ingest_ray(
                 shards.abort()
             raise
         summary.seconds = time.perf_counter() - started
-        summary.stages = {"ray_start": round(ray_start, 3), **engine.stages}  # type: ignore[attr-defined]  # seconds per stage (not in the report)
+        summary.ray = {
+            "partitions": engine.partitions,
+            "candidate_pairs": engine.candidate_pairs,
+            "stages": {"ray_start": round(ray_start, 3), **engine.stages},  # seconds
+        }
         return summary
     finally:
         if owns_ray:
@@ -354,6 +409,19 @@ def _unwrap(ray: Any, refs: Any) -> Any:
         raise
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    """A unit's accepted articles: their positions among its signed articles (= its corpus
+    lines), and the index of the first (the others follow it: indices are given in order).
+    4 bytes an article, where a list of (position, index) tuples took about 100."""
+
+    first: int
+    positions: np.ndarray  # int32
+
+    def pairs(self) -> Iterator[tuple[int, int]]:
+        return zip(self.positions.tolist(), range(self.first, self.first + self.positions.size))
+
+
 class _RayRun:
     def __init__(self, ray: Any, sources: list[Source], options: IngestOptions, progress: ProgressFn) -> None:
         self.ray = ray
@@ -363,6 +431,9 @@ class _RayRun:
         self.remote = _Remote(ray)
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.window = 3 * self.cpus  # tasks in flight
+        self.partitions = 0  # decided once the plan is known
+        self.input_bytes = 0
+        self.candidate_pairs = 0
         self.stages: dict[str, float] = {}
 
     def _stage(self, name: str, since: float) -> float:
@@ -370,11 +441,24 @@ class _RayRun:
         self.stages[name] = round(self.stages.get(name, 0.0) + now - since, 3)
         return now
 
+    def _candidates(self, shuffle: KeyTable, finder: NearDuplicateFinder) -> np.ndarray:
+        """Every LSH candidate pair's code, sorted and distinct: the reduce tasks' pairs (one
+        task per part, handed every unit's piece of it), gathered and merged here."""
+        ray = self.ray
+        full, links = finder.bucket_policy()
+        table_ref = ray.put(shuffle.table())
+        refs = [self.remote.candidates.remote(table_ref, full, links, *shuffle.pieces_of(p))
+                for p in range(shuffle.parts)]
+        shuffle.release()  # the pieces' objects are freed as the reducers finish
+        found = _unwrap(ray, refs)
+        return unique_sorted(np.concatenate(found)) if found else np.empty(0, np.uint64)
+
     # -- plan ---------------------------------------------------------------------------------
 
     def plan(self) -> list[Unit]:
         ray, units = self.ray, []
         total = sum(s.path.stat().st_size for s in self.sources if s.path is not None and s.path.is_file())
+        self.input_bytes = total
         step = min(RANGE_MAX_BYTES, max(RANGE_MIN_BYTES, total // (4 * self.cpus) + 1))
         counting: list[tuple[int, Source, list[int], list[Any]]] = []
         group: list[Source] = []
@@ -428,12 +512,13 @@ class _RayRun:
     # -- run ----------------------------------------------------------------------------------
 
     def run(self, rejects: _Rejects, corpus: AtomicOutput | None, shards: _Shards | None,
-            duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> Summary:
+            duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None) -> RaySummary:
         ray, options, remote = self.ray, self.options, self.remote
         t = time.perf_counter()
         learner, finder, context = run_setup(options)
         context["reader"] = options.reader
         units = self.plan()
+        self.partitions = shuffle_parts(self.cpus, self.input_bytes, len(units), options.dedupe)
         context_ref = ray.put(context)
         t = self._stage("plan", t)
 
@@ -469,50 +554,63 @@ class _RayRun:
         detector_ref = ray.put(detector)
         t = self._stage("sample", t)
 
-        # 1b. sign every unit; the driver takes the facts in unit order.
+        # 1b. sign every unit (and map its band keys); the driver takes the facts in unit order.
+        parts = self.partitions if finder is not None else 0
         index = _RunIndex()
         seen_ids: set[str] = set()
         read = 0
         lines_refs: list[Any] = []
-        accepted: list[list[tuple[int, int]]] = []  # per unit: (line position, article index)
+        accepted: list[_Accepted] = []
+        shuffle = KeyTable(parts)
         wait = 0.0
-        pending2: list[tuple[Any, Any]] = []
+        pending2: list[list[Any]] = []
         nxt = 0
         for _ in range(len(units)):
             while nxt < len(units) and len(pending2) < self.window:
                 if nxt in cleaned:
-                    pending2.append(remote.sign.remote(cleaned.pop(nxt), context_ref, detector_ref))
+                    refs = remote.sign.options(num_returns=2 + parts).remote(
+                        cleaned.pop(nxt), context_ref, detector_ref, parts)
                 else:
-                    pending2.append(remote.read_sign.remote(units[nxt], context_ref, detector_ref))
+                    refs = remote.read_sign.options(num_returns=2 + parts).remote(
+                        units[nxt], context_ref, detector_ref, parts)
+                pending2.append(refs)
                 nxt += 1
-            facts_ref, lines_ref = pending2.pop(0)
+            facts_ref, lines_ref, *piece_refs = pending2.pop(0)
             w = time.perf_counter()
             facts = _unwrap(ray, facts_ref)
             wait += time.perf_counter() - w
             del facts_ref
             lines_refs.append(lines_ref)
-            mine: list[tuple[int, int]] = []
-            pos = 0
+            first = len(index.ids)
+            positions: list[int] = []
+            sizes: list[int] = []
             for item in facts:
                 read += 1
                 if isinstance(item, Reject):
                     rejects.add(item)
                     continue
-                k, pos = pos, pos + 1
-                i = len(index.ids)
+                k = len(sizes)
+                sizes.append(item.size)
                 if accept(item, rejects, seen_ids, index, finder):
-                    mine.append((k, i))
+                    positions.append(k)
+            mine = _Accepted(first, np.array(positions, np.int32))
             accepted.append(mine)
+            shuffle.add_unit(mine.first, mine.positions, sizes, piece_refs)
             self.progress("dedupe", len(facts))
         del seen_ids
         self.stages["sign_wait"] = round(wait, 3)  # of "sign": the driver idle, waiting for workers
         t = self._stage("sign", t)
 
-        # 2. clusters
-        index_bytes, result, members = decide_clusters(finder, options.keep)
-        t = self._stage("clusters", t)
+        # 2. candidates: one reduce task per part over every unit's piece of it
+        candidates = self._candidates(shuffle, finder) if parts else None
+        self.candidate_pairs = 0 if candidates is None else int(candidates.size)
+        t = self._stage("candidates", t)
+        # 3. verify and cluster in the driver, as the local engine does
+        index_bytes, result, members = decide_clusters(finder, options.keep, candidates)
+        del candidates
+        t = self._stage("verify_cluster", t)
 
-        # 3. write: records from the driver, corpus lines assembled by tasks per unit
+        # 4. write: records from the driver, corpus lines assembled by tasks per unit
         kept = dups = clusters_count = 0
         n = len(index.ids)
         for i in range(n):
@@ -541,7 +639,7 @@ class _RayRun:
 
             for mine, lines_ref in zip(accepted, lines_refs):
                 picks = [(k, orjson.dumps([index.ids[j] for j in members.get(i, ())]))
-                         for k, i in mine if result is None or result.link(i) is None]
+                         for k, i in mine.pairs() if result is None or result.link(i) is None]
                 if not picks:
                     continue
                 path = shards.next_path() if shards is not None else None
@@ -553,7 +651,7 @@ class _RayRun:
         counts = {"read": read, "kept": kept, "duplicates": dups, "rejected": rejects.total}
         if counts["read"] != counts["kept"] + counts["duplicates"] + counts["rejected"]:
             raise AccountingError(f"accounting does not hold: {counts}")
-        return Summary(
+        return RaySummary(
             counts=counts,
             rejected_by_reason=dict(sorted(rejects.by_reason.items())),
             removed=dict(sorted(index.removed.items())),

@@ -82,7 +82,9 @@ def test_bucket_and_candidate_pairs_match_brute_force(max_bucket):
         cols.append(k)
     expected = set()
     for k in cols:
-        got = {tuple(p) for p in bucket_pairs(k, max_bucket).tolist()}
+        i, j = bucket_pairs(k, np.arange(k.size), max_bucket, max_bucket)
+        got = set(zip(i.tolist(), j.tolist()))
+        assert len(got) == i.size  # no pair twice within a band
         assert got == brute_pairs(k, max_bucket)
         expected |= got
     pairs = candidate_pairs(cols, max_bucket)

@@ -49,8 +49,23 @@ def _both(inputs: list[str], tmp: Path, options: IngestOptions, *, clusters: boo
         report = summary.to_report()
         report.pop("seconds")
         report.pop("stages")  # timings, engine-specific
+        if engine == "ray":
+            results["ray_part"] = report.pop("ray")
+            _check_ray_report(results["ray_part"])
         results[engine] = (d, report)
     return results
+
+
+def _check_ray_report(ray_part: dict) -> None:
+    """The Ray report's own key: the shuffle's parts, its candidate pairs, seconds per stage."""
+    if ray_engine.PARTITIONS:
+        assert ray_part["partitions"] == ray_engine.PARTITIONS
+    else:
+        assert 1 <= ray_part["partitions"] <= 2  # at most one per CPU of the test session
+    assert ray_part["candidate_pairs"] >= 0
+    stages = ray_part["stages"]
+    assert {"ray_start", "plan", "sign", "candidates", "verify_cluster", "write"} <= set(stages)
+    assert all(isinstance(v, float) and v >= 0 for v in stages.values())
 
 
 def _assert_same(results, names=("corpus.jsonl", "duplicates.jsonl", "rejects.jsonl")) -> None:
@@ -117,6 +132,37 @@ def test_generated_fixture_split_into_byte_ranges(tmp_path, monkeypatch):
     assert {"bad_json", "missing_text", "empty_article", "duplicate_id"} <= set(report["rejected_by_reason"])
 
 
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_several_shuffle_parts_give_the_local_output(tmp_path, monkeypatch, keep):
+    # 5 reduce tasks over many small units: buckets are spread over parts and units
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 5)
+    monkeypatch.setattr(ray_engine, "SPLIT_MIN_BYTES", 1)
+    monkeypatch.setattr(ray_engine, "RANGE_MIN_BYTES", 4096)
+    path = _fixture(tmp_path)
+    options = IngestOptions(workers=1, keep=keep, recurring_min_articles=5)
+    # the 2nd copy: its reused ids are rejected and must take no place in a bucket
+    results = _both([str(path), str(path)], tmp_path, options)
+    _assert_same(results)
+    assert results["ray"][1]["counts"]["duplicates"] > 20
+    assert results["ray_part"]["candidate_pairs"] > 20
+
+
+def test_eval_neardup_with_three_parts(tmp_path, monkeypatch):
+    docs = needs_shared("eval", "neardup", "docs.jsonl")
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 3)
+    _assert_same(_both([str(docs)], tmp_path, IngestOptions(workers=2, keep="earliest-date")))
+
+
+def test_without_near_duplicates_there_is_no_shuffle(tmp_path):
+    path = _fixture(tmp_path)
+    sources = list(expand_inputs([str(path)], None))
+    options = IngestOptions(workers=1, near_duplicates=False, recurring_min_articles=5)
+    run_ingest(sources, options, Outputs(corpus=str(tmp_path / "local.jsonl")))
+    summary = run_ingest_ray(sources, options, Outputs(corpus=str(tmp_path / "ray.jsonl")))
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert summary.to_report()["ray"]["candidate_pairs"] == 0
+
+
 @pytest.mark.parametrize("keep", ["longest", "earliest-date"])
 def test_generated_fixture_keep_policies_and_clusters(tmp_path, keep):
     path = _fixture(tmp_path)
@@ -154,6 +200,20 @@ def test_eval_neardup(tmp_path):
 def test_seeds(tmp_path):
     seeds = needs_shared("seeds")
     _assert_same(_both([str(seeds)], tmp_path, IngestOptions(workers=2)))
+
+
+def test_shuffle_parts_keep_map_pieces_out_of_the_driver(monkeypatch):
+    from dedupe.config import DedupeConfig
+
+    monkeypatch.setattr(ray_engine, "PARTITIONS", None)
+    config = DedupeConfig()  # 28 bands: 392 bytes of map entries an article
+    parts = ray_engine.shuffle_parts
+    assert parts(2, 187_000_000, 8, config) == 2  # the 50k bench on this machine: one per CPU
+    assert parts(64, 187_000_000, 8, config) == 8  # 23 MB units: pieces stay >= 128 KB
+    assert parts(160, 1_870_000_000, 640, config) == 1  # many small units: no tiny pieces
+    assert parts(4, 0, 0, config) == 1
+    monkeypatch.setattr(ray_engine, "PARTITIONS", 5)
+    assert parts(2, 0, 1, config) == 5
 
 
 def test_require_ray_message(monkeypatch):
