@@ -132,16 +132,16 @@ def clean_and_prepare_chunk(chunk: list[RawRecord | Reject]) -> tuple[list[Artic
     return cleaned, [prepare_observation(a.paragraphs) if isinstance(a, Article) else None for a in cleaned]
 
 
-def clean_sample_chunk(job: tuple[str, list[RawRecord | RawLine | Reject]]) -> list[Any]:
+def clean_sample_chunk(job: tuple[str, list[RawRecord | RawLine | Reject]]) -> tuple[str, list[Any]]:
     """`clean_and_prepare_chunk` for the local engine's recurring sample: the cleaned chunk
-    waits in the file ``job[0]`` (written here, in the worker) for pass 2, and only the
-    prepared observations go back to the parent. Sending the articles to the parent and
+    waits in the file ``job[0]`` (written here, in the worker) for pass 2, and only that path
+    and the prepared observations go back to the parent. Sending the articles to the parent and
     spilling them there was most of the parent's serial work while the sample was learnt."""
     path, chunk = job
     cleaned, prepared = clean_and_prepare_chunk(chunk)
     with open(path, "wb") as fh:
         pickle.dump(cleaned, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return prepared
+    return path, prepared
 
 
 @dataclass

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -246,11 +246,11 @@ def _run(
         if detector is not None:
             head_chunks = islice(records, -(-options.recurring_sample // CHUNK))
             jobs = ((os.path.join(spill_dir, f"sample-{k}.pickle"), chunk) for k, chunk in enumerate(head_chunks))
-            for prepared in workers.map(clean_sample_chunk, jobs):
+            for path, prepared in workers.map(clean_sample_chunk, jobs):
                 for obs in prepared:
                     if obs is not None:
                         detector.observe_prepared(obs)
-                sample_paths.append(os.path.join(spill_dir, f"sample-{len(sample_paths)}.pickle"))
+                sample_paths.append(path)
                 progress("clean", len(prepared))
             detector.freeze()
             stage("recurring_sample")
@@ -310,26 +310,33 @@ def _run(
             progress("write", 1)
     stage("write")
 
-    counts = {
-        "read": counter["read"],
-        "kept": counter["kept"],
-        "duplicates": counter["duplicates"],
-        "rejected": rejects.total,
-    }
+    counts = {"read": counter["read"], "kept": counter["kept"], "duplicates": counter["duplicates"]}
+    return summarise(Summary, counts, rejects, index, clusters_count, sources, options, index_bytes,
+                     stages=stages)
+
+
+S = TypeVar("S", bound="Summary")
+
+
+def summarise(cls: type[S], counts: dict[str, int], rejects: _Rejects, index: _RunIndex, clusters: int,
+              sources: list[Source], options: IngestOptions, index_bytes: float, **extra: Any) -> S:
+    """The run's summary (shared by both engines), once every record read is accounted for:
+    kept, a duplicate or rejected. ``extra``: fields of ``cls`` beyond Summary's own."""
+    counts = counts | {"rejected": rejects.total}
     if counts["read"] != counts["kept"] + counts["duplicates"] + counts["rejected"]:
         raise AccountingError(f"accounting does not hold: {counts}")
-    return Summary(
+    return cls(
         counts=counts,
         rejected_by_reason=dict(sorted(rejects.by_reason.items())),
         removed=dict(sorted(index.removed.items())),
         paragraphs_collapsed=index.removed.get(REPEATED, 0),
-        clusters=clusters_count,
+        clusters=clusters,
         inputs=[s.name for s in sources],
         seconds=0.0,
         options=_options_for_report(options),
         explained=index.explained,
         index_bytes_per_article=index_bytes,
-        stages=stages,
+        **extra,
     )
 
 

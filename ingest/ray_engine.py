@@ -55,21 +55,19 @@ from ingest import parallel
 from ingest.clean import Signed, clean_and_prepare_chunk, sign_chunk
 from ingest.pipeline import (
     CHUNK,
-    AccountingError,
     IngestOptions,
     OpenedOutputs,
     Outputs,
     ProgressFn,
     Summary,
-    _options_for_report,
     _Rejects,
     _RunIndex,
     accept,
     decide_clusters,
     duplicate_record,
     run_setup,
+    summarise,
 )
-from ingest.clean import REPEATED
 from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
 from ingest.ray_shuffle import KeyTable, band_key_pieces, part_candidates
 from ingest.records import Article, RawRecord, Reject
@@ -516,7 +514,6 @@ class _RayRun:
         ray, options, remote = self.ray, self.options, self.remote
         t = time.perf_counter()
         learner, finder, context = run_setup(options)
-        context["reader"] = options.reader
         units = self.plan()
         self.partitions = shuffle_parts(self.cpus, self.input_bytes, len(units), options.dedupe)
         context_ref = ray.put(context)
@@ -648,18 +645,5 @@ class _RayRun:
             drain(0)
         self._stage("write", t)
 
-        counts = {"read": read, "kept": kept, "duplicates": dups, "rejected": rejects.total}
-        if counts["read"] != counts["kept"] + counts["duplicates"] + counts["rejected"]:
-            raise AccountingError(f"accounting does not hold: {counts}")
-        return RaySummary(
-            counts=counts,
-            rejected_by_reason=dict(sorted(rejects.by_reason.items())),
-            removed=dict(sorted(index.removed.items())),
-            paragraphs_collapsed=index.removed.get(REPEATED, 0),
-            clusters=clusters_count,
-            inputs=[s.name for s in self.sources],
-            seconds=0.0,
-            options=_options_for_report(options),
-            explained=index.explained,
-            index_bytes_per_article=index_bytes,
-        )
+        counts = {"read": read, "kept": kept, "duplicates": dups}
+        return summarise(RaySummary, counts, rejects, index, clusters_count, self.sources, options, index_bytes)
