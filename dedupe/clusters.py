@@ -90,6 +90,19 @@ class _Column:
         self.blocks[-1][i] = value
         self.n += 1
 
+    def extend(self, values: np.ndarray) -> None:
+        """Append the rows of ``values`` (block by block: one copy each, no per-row work)."""
+        done, total = 0, len(values)
+        while done < total:
+            i = self.n & (self.BLOCK - 1)
+            if i == 0:
+                shape = (self.BLOCK,) if self.width is None else (self.BLOCK, self.width)
+                self.blocks.append(np.empty(shape, dtype=self.dtype))
+            take = min(self.BLOCK - i, total - done)
+            self.blocks[-1][i : i + take] = values[done : done + take]
+            self.n += take
+            done += take
+
     def filled(self):
         """(block, rows used) for every block."""
         last = len(self.blocks) - 1
@@ -243,7 +256,8 @@ class NearDuplicateFinder:
     def nbytes(self) -> int:
         """Memory held for the added articles (signatures, sizes, lengths, dates), in bytes."""
         columns = sum(b.nbytes for col in (self._sigs, self._sizes, self._lengths) for b in col.blocks)
-        dates = sys.getsizeof(self._dates) + sum(sys.getsizeof(d) for d in self._dates if d is not None)
+        # the list's slots, not its over-allocation (which depends on how it grew)
+        dates = sys.getsizeof([]) + 8 * len(self._dates) + sum(sys.getsizeof(d) for d in self._dates if d is not None)
         shingles = sum(a.nbytes for a in self._memory) if self._memory is not None else 0
         return columns + dates + shingles
 
@@ -262,6 +276,21 @@ class NearDuplicateFinder:
         if self._memory is not None:
             self._memory.append(np.asarray(shingles, dtype=np.uint32))
         return index
+
+    def add_many(self, signatures: np.ndarray, sizes: np.ndarray, lengths: np.ndarray,
+                 dates: list[str | None]) -> None:
+        """``add`` for many articles at once, in order, by their columns: (n, num_perm)
+        signatures, shingle counts, lengths and dates. Keeps no shingle sets, so it is for
+        finders verifying with the signatures (the default ``shingle_store=None``)."""
+        n = len(dates)
+        if signatures.shape != (n, self.config.num_perm) or len(sizes) != n or len(lengths) != n:
+            raise ValueError(f"add_many needs {n} rows of ({self.config.num_perm},) signatures, sizes and lengths")
+        if self._store is not None:
+            raise ValueError("add_many keeps no shingle sets: use add() with a shingle store")
+        self._sigs.extend(signatures)
+        self._sizes.extend(sizes)
+        self._lengths.extend(lengths)
+        self._dates.extend(dates)
 
     # -- verification -------------------------------------------------------------------------
 

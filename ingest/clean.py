@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -207,6 +208,17 @@ def sign_chunk(chunk: list[RawRecord | RawLine | Reject | Article] | str,
     """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
     shingle and sign (batched over the chunk). `detector` may be the path of its pickle;
     `chunk` may be the path of a cleaned sample chunk (`clean_sample_chunk`), removed once read."""
+    out, sigs = _sign(chunk, detector)
+    if sigs is not None:
+        for item, sig in zip((s for s in out if isinstance(s, Signed)), sigs):
+            item.signature = sig
+    return out
+
+
+def _sign(chunk: list[RawRecord | RawLine | Reject | Article] | str,
+          detector: RecurringParagraphs | str | None) -> tuple[list[Signed | Reject], np.ndarray | None]:
+    """`sign_chunk`'s work: the items in order (signatures not yet attached) and the (articles,
+    num_perm) signatures of the Signed ones, in order (None without near-duplicate detection)."""
     if isinstance(chunk, str):
         with open(chunk, "rb") as fh:
             loaded = pickle.load(fh)
@@ -235,11 +247,77 @@ def sign_chunk(chunk: list[RawRecord | RawLine | Reject | Article] | str,
         signed = _finished(finished, explain)
         out.append(signed)
         texts.append(finished.text)
-    if config is not None and texts:
-        shingle_sets = shingle_hashes_many(texts, config)
-        sigs = signatures(shingle_sets, config)
-        signed_items = (s for s in out if isinstance(s, Signed))
-        for item, shingles, sig in zip(signed_items, shingle_sets, sigs):
-            item.signature = sig
-            item.size = len(shingles)
-    return out
+    if config is None:
+        return out, None
+    if not texts:
+        return out, np.empty((0, config.num_perm), dtype=np.uint32)
+    shingle_sets = shingle_hashes_many(texts, config)
+    for item, shingles in zip((s for s in out if isinstance(s, Signed)), shingle_sets):
+        item.size = len(shingles)
+    return out, signatures(shingle_sets, config)
+
+
+_FRAME = struct.Struct("<II")  # (head bytes, tail bytes) before each article in the spill
+
+
+def frame(head: bytes, tail: bytes) -> bytes:
+    """One article's record in the spill file: its corpus line in two parts, lengths first."""
+    return _FRAME.pack(len(head), len(tail)) + head + tail
+
+
+def read_frame(src: BinaryIO) -> tuple[bytes, bytes]:
+    """The next (head, tail) of a spill file written with `frame`."""
+    head_len, tail_len = _FRAME.unpack(src.read(_FRAME.size))
+    return src.read(head_len), src.read(tail_len)
+
+
+@dataclass
+class SignedChunk:
+    """A chunk's finished items packed for the trip to the parent: the articles' spill frames
+    in one bytes object and their index facts in columns, the rejects with their places.
+    Pickling a Signed object (and a numpy row) per article and taking them one by one was
+    most of the parent's work per article, which is serial and limits worker scaling."""
+
+    ids: list[str]
+    files: list[str]
+    records: list[int]
+    dates: list[str | None]
+    lengths: list[int]
+    sizes: list[int]
+    removed: list[dict[str, int]]
+    signatures: np.ndarray | None  # (articles, num_perm); None without near-duplicate detection
+    frames: bytes  # `frame(head, tail)` of every article, in order
+    bounds: list[int]  # article k's frame is frames[bounds[k]:bounds[k + 1]]
+    rejects: list[tuple[int, Reject]]  # (articles before it in the chunk, the reject)
+    explained: dict[int, Article]  # --explain ids: article position -> the cleaned article
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.rejects)
+
+
+def sign_chunk_packed(chunk: list[RawRecord | RawLine | Reject | Article] | str,
+                      detector: RecurringParagraphs | str | None) -> SignedChunk:
+    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent."""
+    out, sigs = _sign(chunk, detector)
+    packed = SignedChunk([], [], [], [], [], [], [], sigs, b"", [0], [], {})
+    frames: list[bytes] = []
+    end = 0
+    for item in out:
+        if isinstance(item, Reject):
+            packed.rejects.append((len(packed.ids), item))
+            continue
+        if item.explained is not None:
+            packed.explained[len(packed.ids)] = item.explained
+        packed.ids.append(item.id)
+        packed.files.append(item.file)
+        packed.records.append(item.record)
+        packed.dates.append(item.date)
+        packed.lengths.append(item.length)
+        packed.sizes.append(item.size)
+        packed.removed.append(item.removed)
+        framed = frame(item.head, item.tail)
+        frames.append(framed)
+        end += len(framed)
+        packed.bounds.append(end)
+    packed.frames = b"".join(frames)
+    return packed

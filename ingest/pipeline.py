@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import struct
 import tempfile
 from array import array
 import time
@@ -25,14 +24,16 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+import numpy as np
 import orjson
 
 from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, clean_sample_chunk, sign_chunk
+from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, SignedChunk, clean_sample_chunk,
+                          read_frame, sign_chunk_packed)
 from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
@@ -265,14 +266,9 @@ def _run(
             yield from sample_paths
             yield from records
 
-        for results in workers.map(sign_chunk, rest(), detector_ref):
-            for item in results:
-                if not accept(item, rejects, seen_ids, index, finder):
-                    continue
-                spill.write(_FRAME.pack(len(item.head), len(item.tail)))
-                spill.write(item.head)
-                spill.write(item.tail)
-            progress("dedupe", len(results))
+        for packed in workers.map(sign_chunk_packed, rest(), detector_ref):
+            accept_chunk(packed, rejects, seen_ids, index, finder, spill)
+            progress("dedupe", len(packed))
         stage("clean_and_sign")
     del seen_ids
 
@@ -284,8 +280,7 @@ def _run(
     clusters_count = 0
     with open(spill_path, "rb") as src:
         for i in range(len(index.ids)):
-            head_len, tail_len = _FRAME.unpack(src.read(_FRAME.size))
-            head, tail = src.read(head_len), src.read(tail_len)
+            head, tail = read_frame(src)
             aid = index.ids[i]
             if i in earlier:
                 counter["duplicates"] += 1
@@ -411,6 +406,45 @@ def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: 
     return True
 
 
+def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], index: _RunIndex,
+                 finder: NearDuplicateFinder | None, spill: BinaryIO) -> None:
+    """`accept` for a packed chunk, in input order: rejects and reused ids go to the rejects
+    record; the accepted articles are remembered, added to the finder in one call, and their
+    frames appended to the spill. A chunk of fresh ids without rejects (nearly every chunk)
+    takes the columns whole."""
+    ids = packed.ids
+    if not packed.rejects and seen_ids.isdisjoint(ids) and len(set(ids)) == len(ids):
+        seen_ids.update(ids)
+        keep: list[int] | None = None
+    else:
+        keep = []
+        places = iter(packed.rejects)
+        pending = next(places, None)
+        for k, aid in enumerate(ids + [None]):  # type: ignore[operator]
+            while pending is not None and pending[0] == k:
+                rejects.add(pending[1])
+                pending = next(places, None)
+            if aid is None:
+                break
+            if aid in seen_ids:
+                rejects.add(Reject(packed.files[k], packed.records[k], None, "duplicate_id",
+                                   f"id {aid!r} was already used by an earlier record", "", aid))
+                continue
+            seen_ids.add(aid)
+            keep.append(k)
+    index.add_chunk(packed, keep)
+    if finder is not None and packed.signatures is not None:
+        rows = slice(None) if keep is None else keep
+        finder.add_many(packed.signatures[rows], np.asarray(packed.sizes, np.int64)[rows],
+                        np.asarray(packed.lengths, np.int64)[rows],
+                        packed.dates if keep is None else [packed.dates[k] for k in keep])
+    if keep is None:
+        spill.write(packed.frames)
+    else:
+        bounds, frames = packed.bounds, packed.frames
+        spill.write(b"".join(frames[bounds[k]:bounds[k + 1]] for k in keep))
+
+
 def decide_clusters(finder: NearDuplicateFinder | None, keep: str,
                     candidates: Any = None) -> tuple[float, Clusters | None, dict[int, list[int]]]:
     """Finish the near-duplicate finder (shared by both engines): the index's bytes per article
@@ -438,9 +472,6 @@ def duplicate_record(index: _RunIndex, i: int, cluster: str, link: Link) -> dict
         "file": index.file_of(i),
         "record": int(index.records[i]),
     }
-
-
-_FRAME = struct.Struct("<II")
 
 
 def _write_earlier(i: int, earlier: Earlier, index: _RunIndex, clusters_out: AtomicOutput | None,
@@ -487,6 +518,21 @@ class _RunIndex:
         self.removed.update(item.removed)
         if item.explained is not None:
             self.explained.append(item.explained)
+
+    def add_chunk(self, packed: SignedChunk, keep: list[int] | None) -> None:
+        """`add` for the articles ``keep`` of a packed chunk (all of them when None)."""
+        rows = range(len(packed.ids)) if keep is None else keep
+        files, removed = packed.files, self.removed
+        for k in rows:
+            self.ids.append(packed.ids[k])
+            if not self.files or self.files[-1] != files[k]:
+                self.files.append(files[k])
+            self.file_idx.append(len(self.files) - 1)
+            self.records.append(packed.records[k])
+            if packed.removed[k]:
+                removed.update(packed.removed[k])
+            if k in packed.explained:
+                self.explained.append(packed.explained[k])
 
     def file_of(self, i: int) -> str:
         return self.files[self.file_idx[i]]

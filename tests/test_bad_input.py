@@ -472,3 +472,24 @@ def test_run_ingest_leaves_no_temporary_file_when_an_output_cannot_be_opened(tmp
     with pytest.raises(OutputError):
         run_ingest(list(expand_inputs([str(dump)], None)), IngestOptions(), outputs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dump.txt"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_rejects_and_reused_ids_inside_one_chunk_keep_input_order(tmp_path: Path, workers: str) -> None:
+    """Rejects, reused ids and articles mixed inside one worker chunk (the parent takes a
+    chunk's articles as columns): the rejects record keeps input order, the reused id's
+    first record is the one kept, and the chunks after it are unaffected."""
+    lines = [json.dumps({"id": "a", "text": article(1)}), "{not json", json.dumps({"id": "b", "text": article(2)}),
+             json.dumps({"id": "a", "text": article(3)}), json.dumps({"id": "c"}),
+             json.dumps({"id": "b", "text": article(4)})]
+    lines += [json.dumps({"id": f"x{k}", "text": article(100 + k)}) for k in range(300)]  # more chunks
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out, rej = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    result = run("ingest", str(src), "-o", str(out), "--rejects", str(rej), "--workers", workers, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [(r["record"], r["reason"], r["id"]) for r in read_jsonl(rej)] == [
+        (2, "bad_json", None), (4, "duplicate_id", "a"), (5, "missing_text", None), (6, "duplicate_id", "b")]
+    kept = read_jsonl(out)
+    assert [r["id"] for r in kept] == ["a", "b"] + [f"x{k}" for k in range(300)]
+    assert kept[0]["meta"]["record"] == 1 and kept[1]["meta"]["record"] == 3
