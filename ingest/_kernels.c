@@ -5,8 +5,11 @@
  * it split a prefix of every paragraph into str tokens and looked each up in a frozenset --
  * about a third of the cost of stripping a clean article.  Here tokens are hashed in place and
  * looked up in a table built once from the stopword set.
+ *
+ * split_unwrapped: segment.split_paragraphs' common case (see below); segment.py is its reference.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -198,9 +201,174 @@ fail:
     return NULL;
 }
 
+/* split_unwrapped: segment.split_paragraphs for the common case, ASCII text that is not
+ * hard-wrapped.  Returns None whenever the Python code must decide (non-ASCII text, or text
+ * whose line lengths do not rule wrapping out at once); otherwise exactly the list Python
+ * returns.  Python's own code spent most of its time splitting, stripping and measuring lines
+ * it then kept as they were. */
+
+#define MAX_WRAP 200
+
+static inline int is_ws(unsigned char c) /* str.isspace() on ASCII */
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+typedef struct {
+    Py_ssize_t start, end; /* [start, end) of the line, without its break */
+} line_span;
+
+static int cmp_ssize(const void *a, const void *b)
+{
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *k_split_unwrapped(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text))
+        return NULL;
+    if (!PyUnicode_IS_ASCII(text))
+        Py_RETURN_NONE;
+    const unsigned char *d = (const unsigned char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+
+    Py_ssize_t cap = 16, nlines = 0;
+    line_span *lines = PyMem_Malloc(cap * sizeof(line_span));
+    if (!lines)
+        return PyErr_NoMemory();
+    /* memchr/memmem (vectorised in libc) do the scanning: a byte loop was slower than Python's
+     * own str methods, which use them too. */
+    int has_cr = memchr(d, '\r', n) != NULL, has_tab = memchr(d, '\t', n) != NULL;
+    Py_ssize_t start = 0;
+    for (;;) {
+        Py_ssize_t i;
+        if (has_cr) {
+            i = start;
+            while (i < n && d[i] != '\n' && d[i] != '\r')
+                i++;
+        } else {
+            const unsigned char *nl = memchr(d + start, '\n', n - start);
+            i = nl ? nl - d : n;
+        }
+        if (nlines == cap) {
+            cap *= 2;
+            line_span *grown = PyMem_Realloc(lines, cap * sizeof(line_span));
+            if (!grown) {
+                PyMem_Free(lines);
+                return PyErr_NoMemory();
+            }
+            lines = grown;
+        }
+        lines[nlines].start = start;
+        lines[nlines].end = i;
+        nlines++;
+        if (i >= n)
+            break;
+        if (d[i] == '\r' && i + 1 < n && d[i + 1] == '\n')
+            i++; /* "\r\n" is one break */
+        start = i + 1;
+    }
+
+    /* detect_wrap_width's first tests: fewer than 3 lines with a space inside their stripped
+     * text, or enough of them longer than any wrap width, mean "not wrapped". */
+    Py_ssize_t *lens = PyMem_Malloc(nlines * sizeof(Py_ssize_t));
+    if (!lens) {
+        PyMem_Free(lines);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t nlens = 0;
+    for (Py_ssize_t k = 0; k < nlines; k++) {
+        Py_ssize_t a = lines[k].start, b = lines[k].end;
+        while (b > a && is_ws(d[b - 1]))
+            b--; /* rstrip: len(ln) counts leading blanks */
+        Py_ssize_t rlen = b - a;
+        while (a < b && is_ws(d[a]))
+            a++;
+        if (a < b && (memchr(d + a, ' ', b - a) || (has_tab && memchr(d + a, '\t', b - a))))
+            lens[nlens++] = rlen; /* tabs were spaces by then */
+    }
+    int unwrapped = nlens < 3;
+    if (!unwrapped) {
+        qsort(lens, nlens, sizeof(Py_ssize_t), cmp_ssize);
+        Py_ssize_t k = 3 + nlens / 50;
+        if (k > nlens)
+            k = nlens;
+        unwrapped = lens[nlens - k] > MAX_WRAP;
+    }
+    PyMem_Free(lens);
+    if (!unwrapped) {
+        PyMem_Free(lines);
+        Py_RETURN_NONE;
+    }
+
+    PyObject *out = PyList_New(0);
+    if (!out) {
+        PyMem_Free(lines);
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < nlines; k++) {
+        Py_ssize_t a = lines[k].start, b = lines[k].end;
+        while (b > a && is_ws(d[b - 1]))
+            b--;
+        while (a < b && is_ws(d[a]))
+            a++;
+        if (a == b)
+            continue;
+        if (!has_tab && !memmem(d + a, b - a, "  ", 2)) {
+            PyObject *para = PyUnicode_New(b - a, 127);
+            if (!para) {
+                Py_DECREF(out);
+                PyMem_Free(lines);
+                return NULL;
+            }
+            memcpy(PyUnicode_1BYTE_DATA(para), d + a, b - a);
+            int err = PyList_Append(out, para);
+            Py_DECREF(para);
+            if (err < 0) {
+                Py_DECREF(out);
+                PyMem_Free(lines);
+                return NULL;
+            }
+            continue;
+        }
+        /* runs of spaces (tabs included) become one space */
+        Py_ssize_t len = 0;
+        for (Py_ssize_t j = a; j < b; j++) {
+            int sp = d[j] == ' ' || d[j] == '\t';
+            if (!(sp && j > a && (d[j - 1] == ' ' || d[j - 1] == '\t')))
+                len++;
+        }
+        PyObject *para = PyUnicode_New(len, 127);
+        if (!para) {
+            Py_DECREF(out);
+            PyMem_Free(lines);
+            return NULL;
+        }
+        unsigned char *o = PyUnicode_1BYTE_DATA(para);
+        for (Py_ssize_t j = a; j < b; j++) {
+            int sp = d[j] == ' ' || d[j] == '\t';
+            if (sp && j > a && (d[j - 1] == ' ' || d[j - 1] == '\t'))
+                continue;
+            *o++ = sp ? ' ' : d[j];
+        }
+        if (PyList_Append(out, para) < 0) {
+            Py_DECREF(para);
+            Py_DECREF(out);
+            PyMem_Free(lines);
+            return NULL;
+        }
+        Py_DECREF(para);
+    }
+    PyMem_Free(lines);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"word_table", k_word_table, METH_VARARGS, "A lookup table of ASCII words (a capsule)."},
     {"stop_counts", k_stop_counts, METH_VARARGS, "Token and stopword counts of paragraph samples."},
+    {"split_unwrapped", k_split_unwrapped, METH_VARARGS, "split_paragraphs for ASCII text that is not wrapped, else None."},
     {NULL, NULL, 0, NULL},
 };
 

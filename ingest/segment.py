@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from ingest.content import _kernels
+
 __all__ = ["split_paragraphs", "normalize_text", "detect_wrap_width"]
 
 # Exotic spaces that scrapers leave in text; all become a plain space.
@@ -94,6 +96,15 @@ def split_paragraphs(text: str) -> list[str]:
     Works for one-paragraph-per-line, blank-line-separated and hard-wrapped text. Whitespace
     inside a paragraph is collapsed to single spaces.
     """
+    if _kernels is not None:
+        fast = _kernels.split_unwrapped(text)  # ASCII text that is plainly not wrapped
+        if fast is not None:
+            return fast
+    return split_paragraphs_py(text)
+
+
+def split_paragraphs_py(text: str) -> list[str]:
+    """`split_paragraphs` in Python: the reference of the C fast path, and every other case."""
     text = normalize_text(text)
     lines = [ln.rstrip() for ln in text.split("\n")]
     width = detect_wrap_width(lines)
