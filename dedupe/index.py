@@ -27,7 +27,8 @@ _GOLDEN = _U64(0x9E3779B97F4A7C15)
 # tabulated (tests check the table against datasketch).
 KNOWN_PARAMS: dict[tuple[float, int], tuple[int, int]] = {
     (0.2, 128): (28, 2),  # DedupeConfig.candidate_threshold
-    (0.8, 128): (9, 13),  # RecurringParagraphs.threshold
+    (0.8, 128): (9, 13),
+    (0.8, 64): (5, 11),  # RecurringParagraphs: threshold 0.8, 64 permutations
 }
 
 
@@ -37,7 +38,7 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     known = KNOWN_PARAMS.get((threshold, num_perm))
     if known is not None:
         return known
-    from datasketch.lsh import _optimal_param  # imported on demand: ~0.75 s (scipy)
+    from datasketch.lsh import _optimal_param  # imported on demand: 0.75-1.5 s (scipy)
 
     return _optimal_param(threshold, num_perm, 0.5, 0.5)
 
