@@ -47,20 +47,29 @@ def start(dump: Path, out: Path, spill: Path, workers: int = 2) -> subprocess.Po
     )
 
 
-def _workers_ignoring_sigint(pid: int) -> int:
-    """How many of the run's pool workers already ignore SIGINT (Linux /proc)."""
-    count = 0
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-                status = Path(f"/proc/{child}/status").read_text()
-            except OSError:
-                continue
-            ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
-            if b"spawn_main" in cmdline and ignored & (1 << (signal.SIGINT - 1)):
-                count += 1
-    return count
+        try:
+            out.extend(int(c) for c in children.read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def _ignores_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
+def _workers_ignoring_sigint(pid: int) -> int:
+    """How many of the run's pool workers already ignore SIGINT (Linux /proc). The workers
+    are forked by the run's fork server, a child of the run."""
+    return sum(_ignores_sigint(worker) for server in _children(pid) for worker in _children(server))
 
 
 def wait_until_midway(proc: subprocess.Popen[bytes], out: Path, workers: int = 2) -> None:
