@@ -6,7 +6,7 @@
     python scripts/benchmark.py --docs 50000 --runs 3 -- --no-boilerplate --no-paragraphs --workers 1
 
 Everything after `--` is passed to `thresher ingest`. Prints, per run and as the median of the
-runs: articles/s, MB/s, peak RSS of the whole run (parent and workers), and the index bytes per
+runs: articles/s, MB/s, peak RSS of the whole run (parent and workers, summed), and the index bytes per
 article the run reported. The corpus generator is ../shared/bench/gen_corpus.py (outside the repo).
 """
 
@@ -36,24 +36,38 @@ def corpus_for(docs: int, cache: Path) -> Path:
     return corpus
 
 
+def _tree_rss_kb(root: int) -> int:
+    """Resident set of a process and all its descendants, summed (Linux /proc). Summing counts
+    pages the processes share once per process: an upper bound on what the run holds."""
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo.extend(int(c) for c in children.read_text().split())
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
+
+
 def run_once(corpus: Path, extra: list[str], workdir: Path) -> dict[str, float]:
     out, report = workdir / "out.jsonl", workdir / "report.json"
     thresher = Path(sys.executable).with_name("thresher")
     cmd = [str(thresher), "ingest", str(corpus), "-o", str(out), "--report", str(report), "--quiet", *extra]
-    # Peak RSS of the run: a fresh `time -v`-like reading via a wrapper process, so earlier runs
-    # in this process do not count (RUSAGE_CHILDREN keeps the maximum over all children ever).
-    wrapper = (
-        "import resource,subprocess,sys;"
-        "r=subprocess.run(sys.argv[1:]);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
-        "sys.exit(r.returncode)"
-    )
+    # Peak RSS of the run: the parent, its fork server and the pool workers (grandchildren,
+    # which no rusage of ours would count), sampled every 50 ms and summed.
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", wrapper, *cmd], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    peak_kb = 0
+    while proc.poll() is None:
+        peak_kb = max(peak_kb, _tree_rss_kb(proc.pid))
+        time.sleep(0.05)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"thresher failed ({done.returncode}): {done.stderr}")
-    peak_kb = int(done.stderr.strip().splitlines()[-1])
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if proc.returncode != 0:
+        sys.exit(f"thresher failed ({proc.returncode}): {stderr}")
     summary = json.loads(report.read_text())
     articles = summary["counts"]["read"]
     return {
