@@ -38,7 +38,7 @@ from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, chunked
 from ingest.readers import ReaderOptions, read_source
 from ingest.records import Article, RawLine, RawRecord, Reject
-from ingest.rules import load_rules
+from ingest.rules import RuleSet, load_rules
 from ingest.sources import Source
 from ingest.writers import AtomicOutput
 
@@ -370,7 +370,9 @@ def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearD
     """What both engines build before reading: the recurring-paragraph detector (when it is to
     learn), the near-duplicate finder, and the context every worker gets."""
     settings = CleanSettings(
-        rules=load_rules(options.rules_files),
+        # Without stripping no rule runs: skip compiling the built-in ones (~0.15 s a process),
+        # but still load the user's files, so a broken one is reported either way.
+        rules=load_rules(options.rules_files) if options.boilerplate or options.rules_files else RuleSet(),
         boilerplate=options.boilerplate,
         collapse_paragraphs=options.collapse_paragraphs,
         keep_removed_lines=bool(options.explain_ids),
