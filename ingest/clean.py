@@ -48,7 +48,7 @@ class CleanSettings:
 def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
     fields = raw.fields
     rid = str(fields["id"])
-    if not raw.text.strip():
+    if not raw.text or raw.text.isspace():  # (no stripped copy of the whole text)
         return Reject(raw.file, raw.record, raw.offset, "empty_article", "the record has no text", raw.text, rid)
     paragraphs = split_paragraphs(raw.text)
     url = fields.get("url") or None
@@ -72,7 +72,7 @@ def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
     if settings.collapse_paragraphs and len(body) > 1:
         body, dropped = collapse_repeated_paragraphs(body, settings.paragraph_threshold)
         removed_lines.extend((REPEATED, "") for _ in dropped)
-    removed = Counter(reason for reason, _ in removed_lines)
+    removed = Counter(reason for reason, _ in removed_lines) if removed_lines else {}
     meta: dict[str, object] = {}
     if url:
         meta["url"] = url
@@ -180,8 +180,8 @@ def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Ar
                    dict(sorted(removed.items())), lines, article.meta)
 
 
-def _finished(article: Article, explain: frozenset[str]) -> Signed:
-    text = article.text
+def _finished(article: Article, explain: frozenset[str], text: str) -> Signed:
+    """The article's Signed record; ``text`` is ``article.text`` (joined once by the caller)."""
     head = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
                          "source": article.source, "text": text})[:-1]
     tail = orjson.dumps({"removed": article.removed, "meta": article.meta})[1:]
@@ -244,9 +244,9 @@ def _sign(chunk: list[RawRecord | RawLine | Reject | Article] | str,
             out.append(Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
                               "every paragraph was boilerplate recurring across the corpus", item.text, item.id))
             continue
-        signed = _finished(finished, explain)
-        out.append(signed)
-        texts.append(finished.text)
+        text = finished.text
+        out.append(_finished(finished, explain, text))
+        texts.append(text)
     if config is None:
         return out, None
     if not texts:

@@ -277,19 +277,41 @@ def _run(
     # Articles an earlier run already kept (the index's writer lock is held from here on).
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     stage("clusters")
-    clusters_count = 0
+    clusters_count = _write_outputs(spill_path, index, result, members, earlier, counter, corpus,
+                                    duplicates, clusters_out, progress)
+    stage("write")
+
+    counts = {"read": counter["read"], "kept": counter["kept"], "duplicates": counter["duplicates"]}
+    return summarise(Summary, counts, rejects, index, clusters_count, sources, options, index_bytes,
+                     stages=stages)
+
+
+_NO_DUPLICATES = b',"duplicates":[],'
+_WRITE_BATCH = 256
+
+
+def _write_outputs(spill_path: str, index: _RunIndex, result: Clusters | None, members: dict[int, list[int]],
+                   earlier: dict[int, Earlier], counter: Counter[str], corpus: AtomicOutput | None,
+                   duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None,
+                   progress: ProgressFn) -> int:
+    """Pass 2: stream the spill once, in input order, into the corpus (kept articles, their
+    `duplicates` filled in), the duplicates record and the clusters file. Returns the number of
+    clusters kept. Corpus lines go out in batches: this loop is serial, after all the workers."""
+    links = result.links if result is not None else {}
+    ids = index.ids
+    batch: list[bytes] = []
+    kept = 0
     with open(spill_path, "rb") as src:
-        for i in range(len(index.ids)):
+        for i, aid in enumerate(ids):
             head, tail = read_frame(src)
-            aid = index.ids[i]
             if i in earlier:
                 counter["duplicates"] += 1
-                in_run = result.link(i) if result is not None else None
+                in_run = links.get(i)
                 group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
                 _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
                 continue
-            link = result.link(i) if result is not None else None
-            cluster = index.ids[link.kept] if link is not None else aid
+            link = links.get(i)
+            cluster = ids[link.kept] if link is not None else aid
             if clusters_out is not None:
                 clusters_out.write({"id": aid, "cluster": cluster})
             if link is not None:
@@ -297,17 +319,21 @@ def _run(
                 if duplicates is not None:
                     duplicates.write(duplicate_record(index, i, cluster, link))
                 continue
-            clusters_count += 1
-            counter["kept"] += 1
+            kept += 1
             if corpus is not None:
-                dups = [index.ids[j] for j in members.get(i, ())]
-                corpus.write_line(b"".join((head, b',"duplicates":', orjson.dumps(dups), b",", tail)))
-            progress("write", 1)
-    stage("write")
-
-    counts = {"read": counter["read"], "kept": counter["kept"], "duplicates": counter["duplicates"]}
-    return summarise(Summary, counts, rejects, index, clusters_count, sources, options, index_bytes,
-                     stages=stages)
+                dups = members.get(i)
+                middle = _NO_DUPLICATES if dups is None else \
+                    b"".join((b',"duplicates":', orjson.dumps([ids[j] for j in dups]), b","))
+                batch.append(b"".join((head, middle, tail)))
+                if len(batch) >= _WRITE_BATCH:
+                    corpus.write_lines(batch)
+                    progress("write", len(batch))
+                    batch = []
+    if corpus is not None:
+        corpus.write_lines(batch)
+    progress("write", len(batch) if corpus is not None else kept)
+    counter["kept"] += kept
+    return kept
 
 
 S = TypeVar("S", bound="Summary")

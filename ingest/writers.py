@@ -48,6 +48,19 @@ class AtomicOutput:
     def write(self, record: dict[str, object]) -> None:
         self.write_line(orjson.dumps(record))
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """`write_line` for many lines in one call (the corpus pass writes in batches)."""
+        if not lines:
+            return
+        try:
+            self._fh.write(b"\n".join(lines))
+            self._fh.write(b"\n")
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(self._failed(exc)) from exc
+        self.count += len(lines)
+
     def write_line(self, line: bytes) -> None:
         try:
             self._fh.write(line)
