@@ -301,7 +301,7 @@ def _write_outputs(spill_path: str, index: _RunIndex, result: Clusters | None, m
     ids = index.ids
     batch: list[bytes] = []
     kept = 0
-    with open(spill_path, "rb") as src:
+    with open(spill_path, "rb", buffering=1 << 20) as src:
         for i, aid in enumerate(ids):
             head, tail = read_frame(src)
             if i in earlier:
