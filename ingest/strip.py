@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ingest.content import _COUNT_PREFIX, _EXACT_CHARS, paragraph_score, score_page, select_body
+from ingest.content import paragraph_score, score_page, select_body, word_counts
 from ingest.stopwords import ENGLISH
 from ingest.rules import Rule, RuleSet
 
@@ -161,9 +161,7 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
     n = len(paragraphs)
     reasons: list[str | None] = [None] * n
     tags: list[str] = []
-    # word_count inlined (a call per paragraph is a measurable share of a clean article's cost)
-    words = [p.count(" ") + 1 if len(p) <= _EXACT_CHARS
-             else (p.count(" ", 0, _COUNT_PREFIX) * len(p)) // _COUNT_PREFIX + 1 for p in paragraphs]
+    words = word_counts(paragraphs)
 
     if title:
         want = _norm(title)
