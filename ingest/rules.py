@@ -143,6 +143,26 @@ class Bucket:
         return None
 
 
+    def first_match_at(self, para: str, lower: str | None, i: int,
+                       n: int) -> tuple[Rule, re.Match[str]] | None:
+        """``first_match`` for paragraph ``i`` of ``n``, with the zone test inline: the
+        stripper calls this per short paragraph, and a closure per call was a visible cost.
+        ``lower`` may be None: it is then made only if a ``contains`` rule is reached."""
+        if self.prefilter is not None and self.prefilter.match(para):
+            cands = self.rules
+        else:
+            cands = self.loose
+        for r in cands:
+            z = r.zone
+            if z == "any" or (i < r.size if z == "head" else z != "foot" or i >= n - r.size):
+                if r.contains and lower is None:
+                    lower = para.lower()
+                m = r.matches(para, lower)
+                if m:
+                    return r, m
+        return None
+
+
 _NAMED_GROUP_RE = re.compile(r"\(\?P<\w+>")
 
 

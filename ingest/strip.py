@@ -105,8 +105,12 @@ def _slug_tokens(url: str | None) -> set[str]:
 
 
 def _title_shaped(p: str) -> bool:
+    # The last-character test first: it rejects every body paragraph (they end with ".")
+    # without counting the spaces of the whole paragraph.
+    if not p or p[-1] in _TITLE_END_BAD:
+        return False
     words = p.count(" ") + 1
-    return (3 <= words <= 30 and p[-1] not in _TITLE_END_BAD and not p.isdigit()
+    return (3 <= words <= 30 and not p.isdigit()
             and (p[0].isalnum() or p[0] in _TITLE_START_OK))
 
 
@@ -170,50 +174,53 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
                 reasons[i] = "title"
 
     cap = rules.line_words_cap
-    short = bool(words) and min(words) <= cap  # else no rule can match: skip the loop
-    for i, p in enumerate(paragraphs if short else ()):
-        w = words[i]
-        if w > cap or reasons[i] is not None:
+    for i in [i for i, w in enumerate(words) if w <= cap]:  # longer ones meet no rule
+        if reasons[i] is not None:
             continue
+        w = words[i]
         tag_b = rules.tags_rules_for(w)
         line_b = rules.line_rules_for(w)
-        if not tag_b.rules and not line_b.rules:
-            continue  # long body paragraph: no rule is meant for it
-        low = p.lower()
-
-        def zone_ok(rule: Rule, i: int = i) -> bool:
-            return _in_zone(rule, i, n)
-
-        hit = tag_b.first_match(p, low, zone_ok) if tag_b.rules else None
+        p = paragraphs[i]
+        hit = tag_b.first_match_at(p, None, i, n) if tag_b.rules else None
         if hit is not None:
             reasons[i] = hit[0].reason
             tags.extend(t for t in _parse_tags(hit[1].group("tags")) if t not in tags)
             continue
-        hit = line_b.first_match(p, low, zone_ok) if line_b.rules else None
+        hit = line_b.first_match_at(p, None, i, n) if line_b.rules else None
         if hit is not None:
             reasons[i] = hit[0].reason
 
     scores: dict[int, float] = {}
     lang: str | None = ENGLISH
+    # _body_start depends only on which paragraphs are kept: -1 when that changed since
+    # it was last computed
+    body_start = -1
     if detect_content:
         idx = [i for i in range(n) if reasons[i] is None]
-        raw, lang = score_page([paragraphs[i] for i in idx], [words[i] for i in idx])
+        whole = len(idx) == n  # nothing removed yet: no copies of the lists
+        kept_paras = paragraphs if whole else [paragraphs[i] for i in idx]
+        raw, lang = score_page(kept_paras, words if whole else [words[i] for i in idx])
         scores = dict(zip(idx, raw))
         if rules.tail:
             # Tail markers first, counting only prose words: a comment section or a teaser
             # list that out-scores a short article must not be picked as its body.
-            _apply_tails(paragraphs, reasons, words, rules,
-                         _body_start(paragraphs, reasons, scores, lang), lang, scores)
+            body_start = _body_start(paragraphs, reasons, scores, lang)
+            _apply_tails(paragraphs, reasons, words, rules, body_start, lang, scores)
             kept_idx = [j for j, i in enumerate(idx) if reasons[i] is None]
             if len(kept_idx) < len(idx):
                 idx = [idx[j] for j in kept_idx]
                 raw = [raw[j] for j in kept_idx]
-        keep = select_body([paragraphs[i] for i in idx], scores=raw)
-        for i, k in zip(idx, keep):
-            if not k:
-                reasons[i] = "low_content"
+                kept_paras = [paragraphs[i] for i in idx]
+                body_start = -1
+        keep = select_body(kept_paras, scores=raw)
+        if not all(keep):
+            body_start = -1
+            for i, k in zip(idx, keep):
+                if not k:
+                    reasons[i] = "low_content"
 
-    body_start = _body_start(paragraphs, reasons, scores, lang)
+    if body_start < 0:
+        body_start = _body_start(paragraphs, reasons, scores, lang)
     _apply_tails(paragraphs, reasons, words, rules, body_start, lang)
 
     found_title = title
@@ -265,10 +272,6 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
     if not rules.tail or min(words[body_start:], default=1 << 30) > rules.tail_words_cap:
         return  # no rules, or every paragraph is too long for any marker
     n = len(paras)
-
-    def zone_ok(rule: Rule) -> bool:
-        return _in_zone(rule, i, n)
-
     body_words = 0
     cap = rules.tail_words_cap
     i = 0
@@ -276,7 +279,7 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
         p = paras[i]
         if words[i] <= cap and (i > body_start or (i == body_start and reasons[i] is not None)):
             bucket = rules.tail_rules_for(words[i])
-            hit = bucket.first_match(p, p.lower(), zone_ok) if bucket.rules else None
+            hit = bucket.first_match_at(p, None, i, n) if bucket.rules else None
             if hit is not None and body_words >= hit[0].after_words \
                     and (prose_scores is None or hit[0].resume_words is None):
                 rule = hit[0]
