@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from ingest.content import paragraph_score, score_page, select_body, word_counts
 from ingest.stopwords import ENGLISH
-from ingest.rules import Rule, RuleSet
+from ingest.rules import RuleSet
 
 __all__ = ["Stripped", "strip_boilerplate"]
 
@@ -83,14 +83,6 @@ def _parse_tags(raw: str) -> list[str]:
         if t:
             seen.setdefault(t, None)
     return list(seen)
-
-
-def _in_zone(rule: Rule, i: int, n: int) -> bool:
-    if rule.zone == "head":
-        return i < rule.size
-    if rule.zone == "foot":
-        return i >= n - rule.size
-    return True
 
 
 def _slug_tokens(url: str | None) -> set[str]:
