@@ -261,32 +261,45 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
     cutting out just the marker's block would close the junk gap between the body and the
     teasers after it, and the content detector would then join them.
     """
-    if not rules.tail or min(words[body_start:], default=1 << 30) > rules.tail_words_cap:
-        return  # no rules, or every paragraph is too long for any marker
-    n = len(paras)
-    body_words = 0
+    if not rules.tail:
+        return
     cap = rules.tail_words_cap
-    i = 0
-    while i < n:
-        p = paras[i]
-        if words[i] <= cap and (i > body_start or (i == body_start and reasons[i] is not None)):
-            bucket = rules.tail_rules_for(words[i])
-            hit = bucket.first_match_at(p, None, i, n) if bucket.rules else None
-            if hit is not None and body_words >= hit[0].after_words \
-                    and (prose_scores is None or hit[0].resume_words is None):
-                rule = hit[0]
-                end = n
-                if rule.resume_words is not None:
-                    end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
-                                and paragraph_score(paras[j], lang) >= _BODY_MIN_SCORE), n)
-                for j in range(i, end):
-                    if reasons[j] is None or reasons[j] == "low_content" or j == i:
-                        reasons[j] = rule.reason
-                if end == n:
-                    return
-                i = end
-                continue
-        if reasons[i] is None and (prose_scores is None
-                                   or prose_scores.get(i, 0.0) >= _BODY_MIN_SCORE):
-            body_words += words[i]
-        i += 1
+    n = len(paras)
+    # Only paragraphs short enough for some marker are tested (few in a clean article); the
+    # words between them are summed when a marker is found.
+    cands = [i for i in range(body_start, n) if words[i] <= cap]
+    body_words = 0
+    counted = 0  # body_words covers the paragraphs before this index
+    for i in cands:
+        if i < counted or (i == body_start and reasons[i] is None):
+            continue  # inside a block already dropped, or the body's first paragraph
+        bucket = rules.tail_rules_for(words[i])
+        hit = bucket.first_match_at(paras[i], None, i, n) if bucket.rules else None
+        if hit is None:
+            continue
+        rule = hit[0]
+        body_words += _body_words(reasons, words, prose_scores, counted, i)
+        counted = i
+        if body_words < rule.after_words or (prose_scores is not None
+                                             and rule.resume_words is not None):
+            continue
+        end = n
+        if rule.resume_words is not None:
+            end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
+                        and paragraph_score(paras[j], lang) >= _BODY_MIN_SCORE), n)
+        for j in range(i, end):
+            if reasons[j] is None or reasons[j] == "low_content" or j == i:
+                reasons[j] = rule.reason
+        if end == n:
+            return
+        counted = end
+
+
+def _body_words(reasons: list[str | None], words: list[int],
+                prose_scores: dict[int, float] | None, lo: int, hi: int) -> int:
+    """Words of the kept paragraphs ``lo``..``hi``-1 (only prose-scoring ones with
+    ``prose_scores``): what counts towards a tail rule's ``after_words``."""
+    if prose_scores is None:
+        return sum(w for w, r in zip(words[lo:hi], reasons[lo:hi]) if r is None)
+    return sum(words[j] for j in range(lo, hi)
+               if reasons[j] is None and prose_scores.get(j, 0.0) >= _BODY_MIN_SCORE)
