@@ -138,6 +138,8 @@ class Bucket:
         # settles every hinted loose rule with one pass of substring tests.
         needles = dict.fromkeys(c for r in self.loose for c in r.contains)
         object.__setattr__(self, "needles", tuple(needles))
+        # What is left to test when the paragraph holds none of them.
+        object.__setattr__(self, "unhinted", tuple(r for r in self.loose if not r.contains))
 
     def first_match(self, para: str, lower: str, zone_ok: Callable[[Rule], bool],
                     dead: frozenset[int] = frozenset()) -> tuple[Rule, re.Match[str]] | None:
@@ -168,16 +170,14 @@ class Bucket:
                     if m:
                         return r, m
             return None
-        present: set[str] | None = None  # the needles found in the lower-cased paragraph
-        for r in self.loose:
-            if _zone_ok(r, i, n):
-                if r.contains:
-                    if present is None:
-                        if lower is None:
-                            lower = para.lower()
-                        present = {c for c in self.needles if c in lower}  # type: ignore[attr-defined]
-                    if present.isdisjoint(r.contains):
-                        continue
+        if self.needles:  # type: ignore[attr-defined]
+            low = para.lower() if lower is None else lower
+            present = {c for c in self.needles if c in low}  # type: ignore[attr-defined]
+        else:
+            present = set()
+        for r in self.loose if present else self.unhinted:  # type: ignore[attr-defined]
+            if (r.zone == "any" or _zone_ok(r, i, n)) \
+                    and (not r.contains or not present.isdisjoint(r.contains)):
                 m = r.pattern_match(para)
                 if m:
                     return r, m
