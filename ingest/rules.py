@@ -160,7 +160,7 @@ class Bucket:
                        n: int) -> tuple[Rule, re.Match[str]] | None:
         """``first_match`` for paragraph ``i`` of ``n``, with the zone test inline: the
         stripper calls this per short paragraph, and a closure per call was a visible cost.
-        ``lower`` may be None: it is then made only if a ``contains`` rule is reached."""
+        ``lower`` (the lower-cased paragraph) may be None: it is then made when needed."""
         if self.prefilter is not None and self.prefilter.match(para):
             for r in self.rules:
                 if _zone_ok(r, i, n):

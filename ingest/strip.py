@@ -58,6 +58,8 @@ _TITLE_START_OK = "\"'“‘«¿¡#$£€"
 # Body starts at the first kept paragraph that is unmistakably prose.
 _BODY_MIN_SCORE = 1.0
 _DATELINE_REASONS = frozenset({"timestamp", "byline"})
+# Lines that may stand between headline and body without ending the headline search
+_TITLE_SKIP_OK = frozenset({None, "low_content", "title"})
 
 
 @dataclass
@@ -116,7 +118,7 @@ def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
     headline and body on most pages. In a clean article that starts directly with the body
     the first line is the headline when it is title-shaped.
     """
-    skip_ok = {None, "low_content", "title"}
+    skip_ok = _TITLE_SKIP_OK
     slug = _slug_tokens(url)
     if slug and len(slug) >= 2:
         best, best_ov = None, 0.0
@@ -139,7 +141,7 @@ def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
         if reasons[i] is None:
             break  # a kept non-title paragraph (e.g. a standfirst) between: stop looking
     # clean short article with no clear prose paragraph: the first kept line is the headline
-    first = next((i for i, r in enumerate(reasons) if r is None), None)
+    first = reasons.index(None) if None in reasons else None
     if first is not None and first == body_start and first + 1 < len(paras) \
             and _title_shaped(paras[first]) and paragraph_score(paras[first], lang) < 0 \
             and any(r is None for r in reasons[first + 1:]):
