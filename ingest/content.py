@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from itertools import repeat
 
-__all__ = ["STOPWORDS", "word_count", "paragraph_score", "score_page", "select_body", "is_prose"]
+__all__ = ["STOPWORDS", "word_count", "word_counts", "paragraph_score", "score_page", "select_body", "is_prose"]
 
 from ingest.stopwords import STOPWORDS as _LISTS
 from ingest.stopwords import ENGLISH, TYPICAL_SHARE, detect_language, stopwords_for
@@ -81,6 +81,13 @@ def word_count(p: str) -> int:
     if n <= _EXACT_CHARS:
         return p.count(" ") + 1
     return (p.count(" ", 0, _COUNT_PREFIX) * n) // _COUNT_PREFIX + 1
+
+
+def word_counts(paragraphs: list[str]) -> list[int]:
+    """``word_count`` of every paragraph (one C call when the kernels are built)."""
+    if _kernels is not None:
+        return _kernels.word_counts(paragraphs, _EXACT_CHARS, _COUNT_PREFIX)
+    return [word_count(p) for p in paragraphs]
 
 
 def _sample(p: str, size: int) -> list[str]:
@@ -229,9 +236,12 @@ def score_page(paragraphs: list[str],
 
 def _scored(paragraphs: list[str], ntoks: list[int], words: list[int], hits: list[int],
             lang: str | None) -> list[float]:
+    scale = _SHARE_SCALE[lang] if lang is not None else 1.0
+    if _kernels is not None and lang is not None:
+        # One pass per paragraph in C; it calls _score itself for non-ASCII paragraphs.
+        return _kernels.scores(paragraphs, ntoks, words, hits, scale, _score)
     page = "\n".join(paragraphs)
     plain = not any(map(page.__contains__, _NOT_PLAIN))
-    scale = _SHARE_SCALE[lang] if lang is not None else 1.0
     return list(map(_score, paragraphs, ntoks, words, hits, repeat(scale), repeat(plain)))
 
 

@@ -60,6 +60,10 @@ class Rule:
             low = para.lower() if lower is None else lower
             if not any(map(low.__contains__, self.contains)):
                 return None
+        return self.pattern_match(para)
+
+    def pattern_match(self, para: str) -> re.Match[str] | None:
+        """``matches`` without the ``contains`` pre-check (for callers that made it)."""
         if self.match == "full":
             return self.regex.fullmatch(para)
         if self.match == "start":
@@ -128,6 +132,15 @@ class Bucket:
     prefilter: re.Pattern[str] | None
     loose: tuple[Rule, ...]
 
+    def __post_init__(self) -> None:
+        # The loose rules' ``contains`` strings, each once: several rules share some
+        # ("photo", "image"), and a paragraph usually holds none, so testing them all at once
+        # settles every hinted loose rule with one pass of substring tests.
+        needles = dict.fromkeys(c for r in self.loose for c in r.contains)
+        object.__setattr__(self, "needles", tuple(needles))
+        # What is left to test when the paragraph holds none of them.
+        object.__setattr__(self, "unhinted", tuple(r for r in self.loose if not r.contains))
+
     def first_match(self, para: str, lower: str, zone_ok: Callable[[Rule], bool],
                     dead: frozenset[int] = frozenset()) -> tuple[Rule, re.Match[str]] | None:
         """First rule (in file order) matching ``para``; ``dead`` holds ids of rules to skip."""
@@ -141,6 +154,40 @@ class Bucket:
                 if m:
                     return r, m
         return None
+
+
+    def first_match_at(self, para: str, lower: str | None, i: int,
+                       n: int) -> tuple[Rule, re.Match[str]] | None:
+        """``first_match`` for paragraph ``i`` of ``n``, with the zone test inline: the
+        stripper calls this per short paragraph, and a closure per call was a visible cost.
+        ``lower`` (the lower-cased paragraph) may be None: it is then made when needed."""
+        if self.prefilter is not None and self.prefilter.match(para):
+            for r in self.rules:
+                if _zone_ok(r, i, n):
+                    if r.contains and lower is None:
+                        lower = para.lower()
+                    m = r.matches(para, lower)
+                    if m:
+                        return r, m
+            return None
+        if self.needles:  # type: ignore[attr-defined]
+            low = para.lower() if lower is None else lower
+            present = {c for c in self.needles if c in low}  # type: ignore[attr-defined]
+        else:
+            present = set()
+        for r in self.loose if present else self.unhinted:  # type: ignore[attr-defined]
+            if (r.zone == "any" or _zone_ok(r, i, n)) \
+                    and (not r.contains or not present.isdisjoint(r.contains)):
+                m = r.pattern_match(para)
+                if m:
+                    return r, m
+        return None
+
+
+def _zone_ok(r: Rule, i: int, n: int) -> bool:
+    """Rule ``r`` may apply to paragraph ``i`` of ``n``."""
+    z = r.zone
+    return z == "any" or (i < r.size if z == "head" else z != "foot" or i >= n - r.size)
 
 
 _NAMED_GROUP_RE = re.compile(r"\(\?P<\w+>")

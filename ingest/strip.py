@@ -42,9 +42,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ingest.content import _COUNT_PREFIX, _EXACT_CHARS, paragraph_score, score_page, select_body
+from ingest.content import paragraph_score, score_page, select_body, word_counts
 from ingest.stopwords import ENGLISH
-from ingest.rules import Rule, RuleSet
+from ingest.rules import RuleSet
 
 __all__ = ["Stripped", "strip_boilerplate"]
 
@@ -58,6 +58,8 @@ _TITLE_START_OK = "\"'“‘«¿¡#$£€"
 # Body starts at the first kept paragraph that is unmistakably prose.
 _BODY_MIN_SCORE = 1.0
 _DATELINE_REASONS = frozenset({"timestamp", "byline"})
+# Lines that may stand between headline and body without ending the headline search
+_TITLE_SKIP_OK = frozenset({None, "low_content", "title"})
 
 
 @dataclass
@@ -85,14 +87,6 @@ def _parse_tags(raw: str) -> list[str]:
     return list(seen)
 
 
-def _in_zone(rule: Rule, i: int, n: int) -> bool:
-    if rule.zone == "head":
-        return i < rule.size
-    if rule.zone == "foot":
-        return i >= n - rule.size
-    return True
-
-
 def _slug_tokens(url: str | None) -> set[str]:
     if not url:
         return set()
@@ -105,8 +99,12 @@ def _slug_tokens(url: str | None) -> set[str]:
 
 
 def _title_shaped(p: str) -> bool:
+    # The last-character test first: it rejects every body paragraph (they end with ".")
+    # without counting the spaces of the whole paragraph.
+    if not p or p[-1] in _TITLE_END_BAD:
+        return False
     words = p.count(" ") + 1
-    return (3 <= words <= 30 and p[-1] not in _TITLE_END_BAD and not p.isdigit()
+    return (3 <= words <= 30 and not p.isdigit()
             and (p[0].isalnum() or p[0] in _TITLE_START_OK))
 
 
@@ -120,7 +118,7 @@ def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
     headline and body on most pages. In a clean article that starts directly with the body
     the first line is the headline when it is title-shaped.
     """
-    skip_ok = {None, "low_content", "title"}
+    skip_ok = _TITLE_SKIP_OK
     slug = _slug_tokens(url)
     if slug and len(slug) >= 2:
         best, best_ov = None, 0.0
@@ -143,7 +141,7 @@ def _find_title(paras: list[str], reasons: list[str | None], body_start: int,
         if reasons[i] is None:
             break  # a kept non-title paragraph (e.g. a standfirst) between: stop looking
     # clean short article with no clear prose paragraph: the first kept line is the headline
-    first = next((i for i, r in enumerate(reasons) if r is None), None)
+    first = reasons.index(None) if None in reasons else None
     if first is not None and first == body_start and first + 1 < len(paras) \
             and _title_shaped(paras[first]) and paragraph_score(paras[first], lang) < 0 \
             and any(r is None for r in reasons[first + 1:]):
@@ -161,9 +159,7 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
     n = len(paragraphs)
     reasons: list[str | None] = [None] * n
     tags: list[str] = []
-    # word_count inlined (a call per paragraph is a measurable share of a clean article's cost)
-    words = [p.count(" ") + 1 if len(p) <= _EXACT_CHARS
-             else (p.count(" ", 0, _COUNT_PREFIX) * len(p)) // _COUNT_PREFIX + 1 for p in paragraphs]
+    words = word_counts(paragraphs)
 
     if title:
         want = _norm(title)
@@ -172,50 +168,53 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
                 reasons[i] = "title"
 
     cap = rules.line_words_cap
-    short = bool(words) and min(words) <= cap  # else no rule can match: skip the loop
-    for i, p in enumerate(paragraphs if short else ()):
-        w = words[i]
-        if w > cap or reasons[i] is not None:
+    for i in [i for i, w in enumerate(words) if w <= cap]:  # longer ones meet no rule
+        if reasons[i] is not None:
             continue
+        w = words[i]
         tag_b = rules.tags_rules_for(w)
         line_b = rules.line_rules_for(w)
-        if not tag_b.rules and not line_b.rules:
-            continue  # long body paragraph: no rule is meant for it
-        low = p.lower()
-
-        def zone_ok(rule: Rule, i: int = i) -> bool:
-            return _in_zone(rule, i, n)
-
-        hit = tag_b.first_match(p, low, zone_ok) if tag_b.rules else None
+        p = paragraphs[i]
+        hit = tag_b.first_match_at(p, None, i, n) if tag_b.rules else None
         if hit is not None:
             reasons[i] = hit[0].reason
             tags.extend(t for t in _parse_tags(hit[1].group("tags")) if t not in tags)
             continue
-        hit = line_b.first_match(p, low, zone_ok) if line_b.rules else None
+        hit = line_b.first_match_at(p, None, i, n) if line_b.rules else None
         if hit is not None:
             reasons[i] = hit[0].reason
 
     scores: dict[int, float] = {}
     lang: str | None = ENGLISH
+    # _body_start depends only on which paragraphs are kept: -1 when that changed since
+    # it was last computed
+    body_start = -1
     if detect_content:
         idx = [i for i in range(n) if reasons[i] is None]
-        raw, lang = score_page([paragraphs[i] for i in idx], [words[i] for i in idx])
+        whole = len(idx) == n  # nothing removed yet: no copies of the lists
+        kept_paras = paragraphs if whole else [paragraphs[i] for i in idx]
+        raw, lang = score_page(kept_paras, words if whole else [words[i] for i in idx])
         scores = dict(zip(idx, raw))
         if rules.tail:
             # Tail markers first, counting only prose words: a comment section or a teaser
             # list that out-scores a short article must not be picked as its body.
-            _apply_tails(paragraphs, reasons, words, rules,
-                         _body_start(paragraphs, reasons, scores, lang), lang, scores)
+            body_start = _body_start(paragraphs, reasons, scores, lang)
+            _apply_tails(paragraphs, reasons, words, rules, body_start, lang, scores)
             kept_idx = [j for j, i in enumerate(idx) if reasons[i] is None]
             if len(kept_idx) < len(idx):
                 idx = [idx[j] for j in kept_idx]
                 raw = [raw[j] for j in kept_idx]
-        keep = select_body([paragraphs[i] for i in idx], scores=raw)
-        for i, k in zip(idx, keep):
-            if not k:
-                reasons[i] = "low_content"
+                kept_paras = [paragraphs[i] for i in idx]
+                body_start = -1
+        keep = select_body(kept_paras, scores=raw)
+        if not all(keep):
+            body_start = -1
+            for i, k in zip(idx, keep):
+                if not k:
+                    reasons[i] = "low_content"
 
-    body_start = _body_start(paragraphs, reasons, scores, lang)
+    if body_start < 0:
+        body_start = _body_start(paragraphs, reasons, scores, lang)
     _apply_tails(paragraphs, reasons, words, rules, body_start, lang)
 
     found_title = title
@@ -264,36 +263,45 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
     cutting out just the marker's block would close the junk gap between the body and the
     teasers after it, and the content detector would then join them.
     """
-    if not rules.tail or min(words[body_start:], default=1 << 30) > rules.tail_words_cap:
-        return  # no rules, or every paragraph is too long for any marker
-    n = len(paras)
-
-    def zone_ok(rule: Rule) -> bool:
-        return _in_zone(rule, i, n)
-
-    body_words = 0
+    if not rules.tail:
+        return
     cap = rules.tail_words_cap
-    i = 0
-    while i < n:
-        p = paras[i]
-        if words[i] <= cap and (i > body_start or (i == body_start and reasons[i] is not None)):
-            bucket = rules.tail_rules_for(words[i])
-            hit = bucket.first_match(p, p.lower(), zone_ok) if bucket.rules else None
-            if hit is not None and body_words >= hit[0].after_words \
-                    and (prose_scores is None or hit[0].resume_words is None):
-                rule = hit[0]
-                end = n
-                if rule.resume_words is not None:
-                    end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
-                                and paragraph_score(paras[j], lang) >= _BODY_MIN_SCORE), n)
-                for j in range(i, end):
-                    if reasons[j] is None or reasons[j] == "low_content" or j == i:
-                        reasons[j] = rule.reason
-                if end == n:
-                    return
-                i = end
-                continue
-        if reasons[i] is None and (prose_scores is None
-                                   or prose_scores.get(i, 0.0) >= _BODY_MIN_SCORE):
-            body_words += words[i]
-        i += 1
+    n = len(paras)
+    # Only paragraphs short enough for some marker are tested (few in a clean article); the
+    # words between them are summed when a marker is found.
+    cands = [i for i in range(body_start, n) if words[i] <= cap]
+    body_words = 0
+    counted = 0  # body_words covers the paragraphs before this index
+    for i in cands:
+        if i < counted or (i == body_start and reasons[i] is None):
+            continue  # inside a block already dropped, or the body's first paragraph
+        bucket = rules.tail_rules_for(words[i])
+        hit = bucket.first_match_at(paras[i], None, i, n) if bucket.rules else None
+        if hit is None:
+            continue
+        rule = hit[0]
+        body_words += _body_words(reasons, words, prose_scores, counted, i)
+        counted = i
+        if body_words < rule.after_words or (prose_scores is not None
+                                             and rule.resume_words is not None):
+            continue
+        end = n
+        if rule.resume_words is not None:
+            end = next((j for j in range(i + 1, n) if words[j] >= rule.resume_words
+                        and paragraph_score(paras[j], lang) >= _BODY_MIN_SCORE), n)
+        for j in range(i, end):
+            if reasons[j] is None or reasons[j] == "low_content" or j == i:
+                reasons[j] = rule.reason
+        if end == n:
+            return
+        counted = end
+
+
+def _body_words(reasons: list[str | None], words: list[int],
+                prose_scores: dict[int, float] | None, lo: int, hi: int) -> int:
+    """Words of the kept paragraphs ``lo``..``hi``-1 (only prose-scoring ones with
+    ``prose_scores``): what counts towards a tail rule's ``after_words``."""
+    if prose_scores is None:
+        return sum(w for w, r in zip(words[lo:hi], reasons[lo:hi]) if r is None)
+    return sum(words[j] for j in range(lo, hi)
+               if reasons[j] is None and prose_scores.get(j, 0.0) >= _BODY_MIN_SCORE)
