@@ -8,6 +8,7 @@ chunk arrives: spawning workers costs more than small inputs take.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import signal
 from collections import deque
@@ -33,9 +34,27 @@ def _set_context(context: dict[str, Any]) -> None:
     _CONTEXT.update(context)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def tune_malloc() -> None:
+    """Keep glibc from mapping and unmapping memory for every chunk. Chunks travel as ~1 MB
+    pickles; by default each such buffer is a fresh mmap (or trims the heap when freed), and
+    touching it again page-faults: ~190,000 faults for the 50k reference corpus with 2 workers,
+    ~45,000 with large allocations kept on the heap. Only a speed setting: where there is no
+    glibc ``mallopt`` (musl, macOS) nothing changes."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum on 64-bit
+    mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+
+
 def _init_worker(context: dict[str, Any]) -> None:
     # Ctrl-C reaches the whole process group; only the parent decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_malloc()
     _set_context(context)
 
 

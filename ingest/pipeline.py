@@ -35,7 +35,7 @@ from dedupe.recurring import RecurringParagraphs
 from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, SignedChunk, clean_sample_chunk,
                           read_frame, sign_chunk_packed)
 from ingest.incremental import Earlier, IndexRun
-from ingest.parallel import Workers, chunked
+from ingest.parallel import Workers, chunked, tune_malloc
 from ingest.readers import ReaderOptions, read_source
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import RuleSet, load_rules
@@ -176,6 +176,7 @@ def run_ingest(
     progress: ProgressFn = lambda stage, n: None,
 ) -> Summary:
     started = time.perf_counter()
+    tune_malloc()
     counter: Counter[str] = Counter()
     index_run = _open_index(options)  # before any output exists: a mismatch leaves nothing behind
     sinks = OpenedOutputs()
