@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from itertools import repeat
 
-__all__ = ["STOPWORDS", "word_count", "word_counts", "paragraph_score", "score_page", "select_body", "is_prose"]
+__all__ = ["STOPWORDS", "word_count", "word_counts", "paragraph_score", "score_page",
+           "select_body", "is_prose"]
 
 from ingest.stopwords import STOPWORDS as _LISTS
 from ingest.stopwords import ENGLISH, TYPICAL_SHARE, detect_language, stopwords_for

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from ingest.content import paragraph_score, score_page, select_body, word_counts
 from ingest.stopwords import ENGLISH
-from ingest.rules import RuleSet
+from ingest.rules import Rule, RuleSet
 
 __all__ = ["Stripped", "strip_boilerplate"]
 
@@ -189,6 +189,8 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
     # _body_start depends only on which paragraphs are kept: -1 when that changed since
     # it was last computed
     body_start = -1
+    # both tail passes test the same paragraphs: the first pass's rule matches are kept
+    tail_hits: dict[int, tuple[Rule, re.Match[str]] | None] = {}
     if detect_content:
         idx = [i for i in range(n) if reasons[i] is None]
         whole = len(idx) == n  # nothing removed yet: no copies of the lists
@@ -199,9 +201,9 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
             # Tail markers first, counting only prose words: a comment section or a teaser
             # list that out-scores a short article must not be picked as its body.
             body_start = _body_start(paragraphs, reasons, scores, lang)
-            _apply_tails(paragraphs, reasons, words, rules, body_start, lang, scores)
-            kept_idx = [j for j, i in enumerate(idx) if reasons[i] is None]
-            if len(kept_idx) < len(idx):
+            _apply_tails(paragraphs, reasons, words, rules, body_start, lang, tail_hits, scores)
+            if reasons.count(None) < len(idx):
+                kept_idx = [j for j, i in enumerate(idx) if reasons[i] is None]
                 idx = [idx[j] for j in kept_idx]
                 raw = [raw[j] for j in kept_idx]
                 kept_paras = [paragraphs[i] for i in idx]
@@ -215,7 +217,7 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
 
     if body_start < 0:
         body_start = _body_start(paragraphs, reasons, scores, lang)
-    _apply_tails(paragraphs, reasons, words, rules, body_start, lang)
+    _apply_tails(paragraphs, reasons, words, rules, body_start, lang, tail_hits)
 
     found_title = title
     if title is None:
@@ -226,6 +228,8 @@ def strip_boilerplate(paragraphs: list[str], rules: RuleSet, *, title: str | Non
         elif n and reasons[0] == "breadcrumb":
             found_title = _crumb_title(paragraphs[0])
 
+    if reasons.count(None) == n:  # nothing removed: most clean articles
+        return Stripped(found_title, list(paragraphs), [], tags)
     kept = [p for p, r in zip(paragraphs, reasons) if r is None]
     removed = [(r, p) for p, r in zip(paragraphs, reasons) if r is not None]
     return Stripped(found_title, kept, removed, tags)
@@ -251,6 +255,7 @@ def _body_start(paras: list[str], reasons: list[str | None], scores: dict[int, f
 
 def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
                  rules: RuleSet, body_start: int, lang: str | None,
+                 hits: dict[int, tuple[Rule, re.Match[str]] | None],
                  prose_scores: dict[int, float] | None = None) -> None:
     """Drop from the first eligible tail marker to the end (in place).
 
@@ -262,6 +267,9 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
     prose count towards ``after_words``, and rules with ``resume_words`` are not applied:
     cutting out just the marker's block would close the junk gap between the body and the
     teasers after it, and the content detector would then join them.
+
+    ``hits`` remembers each tested paragraph's first matching rule (or None) for the next pass:
+    the result depends only on the paragraph and its place.
     """
     if not rules.tail:
         return
@@ -275,8 +283,11 @@ def _apply_tails(paras: list[str], reasons: list[str | None], words: list[int],
     for i in cands:
         if i < counted or (i == body_start and reasons[i] is None):
             continue  # inside a block already dropped, or the body's first paragraph
-        bucket = rules.tail_rules_for(words[i])
-        hit = bucket.first_match_at(paras[i], None, i, n) if bucket.rules else None
+        if i in hits:
+            hit = hits[i]
+        else:
+            bucket = rules.tail_rules_for(words[i])
+            hit = hits[i] = bucket.first_match_at(paras[i], None, i, n) if bucket.rules else None
         if hit is None:
             continue
         rule = hit[0]
