@@ -9,6 +9,7 @@ chunk arrives: spawning workers costs more than small inputs take.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import multiprocessing
 import signal
 from collections import deque
@@ -64,6 +65,21 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Give the pool's task and result pipes 1 MB buffers (Linux; the default 64 KB makes a
+    ~1 MB chunk cross in 16 pieces, each a context switch). Only a speed setting: where the
+    pipes cannot be resized, they keep their size."""
+    size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if size is None:
+        return
+    for queue in (getattr(pool, "_call_queue", None), getattr(pool, "_result_queue", None)):
+        for end in (getattr(queue, "_reader", None), getattr(queue, "_writer", None)):
+            try:
+                fcntl.fcntl(end.fileno(), size, 1 << 20)  # type: ignore[union-attr]
+            except (AttributeError, OSError):
+                pass
+
+
 class Workers:
     """A lazily started process pool sharing one context; use as a context manager."""
 
@@ -94,6 +110,7 @@ class Workers:
             # Workers ignore SIGINT only once initialised; a Ctrl-C while they start would
             # make them print tracebacks. Start them with SIGINT blocked (they inherit the
             # mask; SIG_IGN then discards it) and let the parent receive it afterwards.
+            _widen_pipes(self._pool)
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 getattr(self._pool, "_adjust_process_count", lambda: None)()  # start workers now
