@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -141,25 +141,11 @@ class Bucket:
         # What is left to test when the paragraph holds none of them.
         object.__setattr__(self, "unhinted", tuple(r for r in self.loose if not r.contains))
 
-    def first_match(self, para: str, lower: str, zone_ok: Callable[[Rule], bool],
-                    dead: frozenset[int] = frozenset()) -> tuple[Rule, re.Match[str]] | None:
-        """First rule (in file order) matching ``para``; ``dead`` holds ids of rules to skip."""
-        if self.prefilter is not None and self.prefilter.match(para):
-            cands = self.rules
-        else:
-            cands = self.loose
-        for r in cands:
-            if (r.zone == "any" or zone_ok(r)) and (not dead or id(r) not in dead):
-                m = r.matches(para, lower)
-                if m:
-                    return r, m
-        return None
-
-
     def first_match_at(self, para: str, lower: str | None, i: int,
                        n: int) -> tuple[Rule, re.Match[str]] | None:
-        """``first_match`` for paragraph ``i`` of ``n``, with the zone test inline: the
-        stripper calls this per short paragraph, and a closure per call was a visible cost.
+        """First rule (in file order) admitted for paragraph ``i`` of ``n`` by its zone that
+        matches ``para``. The zone test is inline: the stripper calls this per short paragraph,
+        and a closure per call was a visible cost.
         ``lower`` (the lower-cased paragraph) may be None: it is then made when needed."""
         if self.prefilter is not None and self.prefilter.match(para):
             for r in self.rules:
