@@ -205,15 +205,12 @@ units_impl(int kind, const void *data, Py_ssize_t len, const Map *m, int char_mo
                 if (++i >= len)
                     goto words_done;
             }
-            /* one word: hash sum c_k X**k over its characters.  X**k comes from the POW
-               table: multiplying pw by X per character was a serial multiply chain (3 cycles
-               a character, most of the shingling time); table loads are independent. */
-            uint64_t h = 0;
-            Py_ssize_t k = 0;
+            /* one word: hash sum c_k X**k over its characters */
+            uint64_t h = 0, pw = 1;
             for (;;) {
                 if (__builtin_expect(c != DELETE, 1)) {
-                    h += (uint64_t)c * (__builtin_expect(k < NPOW, 1) ? POW[k] : pow_slow(k));
-                    k++;
+                    h += (uint64_t)c * pw;
+                    pw *= WORD_X;
                 }
                 if (++i >= len)
                     break;
