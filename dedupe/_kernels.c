@@ -155,6 +155,15 @@ static inline __attribute__((always_inline)) uint32_t read_cp(int kind, const vo
     return ((const Py_UCS4 *)data)[i];
 }
 
+/* WORD_X ** k for k beyond the table (words of NPOW characters or more: never in prose) */
+static uint64_t pow_slow(Py_ssize_t k)
+{
+    uint64_t p = POW[NPOW - 1];
+    for (Py_ssize_t i = NPOW - 1; i < k; i++)
+        p *= WORD_X;
+    return p;
+}
+
 /* The normalised text as code points into out (len + 1 slots); returns its length. */
 static inline __attribute__((always_inline)) Py_ssize_t
 norm_impl(int kind, const void *data, Py_ssize_t len, const Map *m, Py_UCS4 *out)
@@ -589,28 +598,51 @@ static Py_ssize_t wp_hash_words(PyObject *s, uint64_t *out)
     const void *data = PyUnicode_DATA(s);
     Py_ssize_t len = PyUnicode_GET_LENGTH(s), pos = 0;
     uint64_t h = 0;
-    int in_word = 0;
-#define WP_LOOP(READ)                                         \
-    for (Py_ssize_t i = 0; i < len; i++) {                    \
-        uint32_t c = (READ);                                  \
-        if (c == ' ') {                                       \
-            if (in_word)                                      \
-                out[pos++] = fmix64(h);                       \
-            h = 0;                                            \
-            in_word = 0;                                      \
-        } else {                                              \
-            h = (h + c + 1) * 0x100000001B3ULL;               \
-            in_word = 1;                                      \
-        }                                                     \
+    Py_ssize_t k = 0; /* characters of the current word so far */
+    /* sum (c_k + 1) X**k, then fmix64: any hash without collisions gives the same pairs.  The
+       powers come from the POW table, so there is no serial multiply chain per character (an
+       FNV-style h = (h + c) * P was most of this function's time). */
+#define WP_LOOP(READ)                                                        \
+    for (Py_ssize_t i = 0; i < len; i++) {                                   \
+        uint32_t c = (READ);                                                 \
+        if (c == ' ') {                                                      \
+            if (k)                                                           \
+                out[pos++] = fmix64(h);                                      \
+            h = 0;                                                           \
+            k = 0;                                                           \
+        } else {                                                             \
+            h += ((uint64_t)c + 1) * (__builtin_expect(k < NPOW, 1) ? POW[k] : pow_slow(k)); \
+            k++;                                                             \
+        }                                                                    \
     }
-    if (kind == PyUnicode_1BYTE_KIND) {
+    if (kind == PyUnicode_1BYTE_KIND && len < NPOW) {
+        /* Branch-free (word ends are unpredictable, a mispredict a word cost more than the
+           hashing): every space stores the running hash, only a space advances pos, and the
+           hashes are finished in a second pass (runs of spaces, which normalised text does not
+           have, still give no empty words).  Words are shorter than NPOW here. */
+        const Py_UCS1 *p = (const Py_UCS1 *)data;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            uint64_t c = p[i];
+            uint64_t sp = c == ' ';
+            uint64_t keep = sp - 1; /* all ones inside a word */
+            out[pos] = h;
+            pos += sp & (k != 0);
+            h = (h + (c + 1) * POW[k]) & keep;
+            k = (k + 1) & (Py_ssize_t)keep;
+        }
+        if (k)
+            out[pos++] = h;
+        for (Py_ssize_t i = 0; i < pos; i++)
+            out[i] = fmix64(out[i]);
+        return pos;
+    } else if (kind == PyUnicode_1BYTE_KIND) {
         const Py_UCS1 *p = (const Py_UCS1 *)data;
         WP_LOOP(p[i])
     } else {
         WP_LOOP(read_cp(kind, data, i))
     }
 #undef WP_LOOP
-    if (in_word)
+    if (k)
         out[pos++] = fmix64(h);
     return pos;
 }
@@ -650,12 +682,22 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     PyObject *out = PyList_New(0);
     if (!out)
         return NULL;
-    int any = 0;  /* no pair of comparable length: nothing to hash */
-    for (Py_ssize_t k = 1; k < n && !any; k++)
-        for (Py_ssize_t m = 0; m < k && !any; m++)
-            any = wp_lengths_ok(norms, k, m, threshold);
-    if (!any)
+    /* Only paragraphs with a partner of comparable length can be in a pair: the others are
+       neither hashed nor counted (usually most of an article's words). */
+    char *need = (char *)PyMem_Calloc((size_t)n + 1, 1);
+    if (!need) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    int any = 0;
+    for (Py_ssize_t k = 1; k < n; k++)
+        for (Py_ssize_t m = 0; m < k; m++)
+            if (wp_lengths_ok(norms, k, m, threshold))
+                any = need[k] = need[m] = 1;
+    if (!any) {
+        PyMem_Free(need);
         return out;
+    }
     uint64_t *words = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (total + 1));
     Py_ssize_t *start = (Py_ssize_t *)PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
     wp_slot *table = NULL;
@@ -667,7 +709,8 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     Py_ssize_t pos = 0;
     for (Py_ssize_t d = 0; d < n; d++) {
         start[d] = pos;
-        pos += wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
+        if (need[d])
+            pos += wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
     }
     start[n] = pos;
     if (n <= WP_TABLE_MAX_PARAS) {
@@ -765,6 +808,7 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     PyMem_Free(node_next);
     PyMem_Free(inter);
     PyMem_Free(distinct);
+    PyMem_Free(need);
     return out;
 fail:
     PyMem_Free(words);
@@ -774,6 +818,7 @@ fail:
     PyMem_Free(node_next);
     PyMem_Free(inter);
     PyMem_Free(distinct);
+    PyMem_Free(need);
     Py_DECREF(out);
     return NULL;
 }
