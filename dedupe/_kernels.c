@@ -801,6 +801,10 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
                     goto fail;
             }
     }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
     PyMem_Free(words);
     PyMem_Free(start);
     PyMem_Free(table);
@@ -810,17 +814,6 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     PyMem_Free(distinct);
     PyMem_Free(need);
     return out;
-fail:
-    PyMem_Free(words);
-    PyMem_Free(start);
-    PyMem_Free(table);
-    PyMem_Free(node_para);
-    PyMem_Free(node_next);
-    PyMem_Free(inter);
-    PyMem_Free(distinct);
-    PyMem_Free(need);
-    Py_DECREF(out);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {

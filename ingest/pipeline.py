@@ -416,6 +416,11 @@ def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearD
     return detector, finder, context
 
 
+def _reused_id(file: str, record: int, aid: str) -> Reject:
+    """The reject of a record whose id an earlier record already used (both engines)."""
+    return Reject(file, record, None, "duplicate_id", f"id {aid!r} was already used by an earlier record", "", aid)
+
+
 def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: _RunIndex,
            finder: NearDuplicateFinder | None) -> bool:
     """Take one finished item in input order: a reject or a reused id goes to the rejects record;
@@ -424,8 +429,7 @@ def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: 
         rejects.add(item)
         return False
     if item.id in seen_ids:
-        rejects.add(Reject(item.file, item.record, None, "duplicate_id",
-                           f"id {item.id!r} was already used by an earlier record", "", item.id))
+        rejects.add(_reused_id(item.file, item.record, item.id))
         return False
     seen_ids.add(item.id)
     index.add(item)
@@ -456,8 +460,7 @@ def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], ind
             if aid is None:
                 break
             if aid in seen_ids:
-                rejects.add(Reject(packed.files[k], packed.records[k], None, "duplicate_id",
-                                   f"id {aid!r} was already used by an earlier record", "", aid))
+                rejects.add(_reused_id(packed.files[k], packed.records[k], aid))
                 continue
             seen_ids.add(aid)
             keep.append(k)
