@@ -94,8 +94,21 @@ class Workers:
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
+            if exc[0] is not None:
+                self._stop_workers()
             self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
             self._pool = None
+
+    def _stop_workers(self) -> None:
+        """On an error or a signal, end the workers now and wait until they are gone. Workers
+        write into the run's temporary folder (sample chunks, spills); one still finishing its
+        chunk while the parent removes that folder made the removal fail ("Directory not
+        empty") and turned a clean Ctrl-C into a traceback."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join(timeout=10)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
