@@ -17,6 +17,7 @@ recurs in hundreds of articles; raise it for corpora with heavy syndication.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import xxhash
@@ -27,7 +28,6 @@ from .minhash import text_signatures
 from .shingles import normalise_many
 
 
-_SIGN_BATCH = 2048  # paragraphs signed per batch while observing
 # Near-variant grouping (MinHash) is for furniture: headers, footers, prompts, captions, whose
 # variants differ by a name or a date. Longer paragraphs are counted by their exact normalised
 # text only (digits are already unified), which keeps observing cheap on body text: signing
@@ -39,11 +39,14 @@ def _key(norm: str) -> int:
     return xxhash.xxh64_intdigest(norm.encode("utf-8"))
 
 
-def prepare_observation(paragraphs: Iterable[str]) -> list[tuple[int, int, str | None]]:
+Observation = list[tuple[int, int, "str | bytes | None"]]
+
+
+def prepare_observation(paragraphs: Iterable[str]) -> Observation:
     """One article's distinct normalised paragraphs as (key, length, text when short enough to
     be signed for near-variant grouping, else None), in order. Pure: runs in worker processes."""
     seen: set[int] = set()
-    out: list[tuple[int, int, str | None]] = []
+    out: Observation = []
     for norm in normalise_many(list(paragraphs)):
         if not norm:
             continue
@@ -53,6 +56,46 @@ def prepare_observation(paragraphs: Iterable[str]) -> list[tuple[int, int, str |
         seen.add(k)
         out.append((k, len(norm), norm if len(norm) <= SIGN_MAX_CHARS else None))
     return out
+
+
+@dataclass
+class PreparedChunk:
+    """The observations of a chunk of articles, prepared (and signed) in a worker, in columns:
+    every article's distinct paragraphs in order, and the signatures of the short ones."""
+
+    keys: np.ndarray  # (n,) uint64
+    lengths: np.ndarray  # (n,) int64
+    signed: np.ndarray  # (m,) int64: the positions in `keys` whose signature is in `sigs`
+    sigs: np.ndarray  # (m, num_perm) uint32
+
+
+def prepare_chunk(articles: Iterable[Iterable[str]], config: DedupeConfig,
+                  sent: set[int] | None = None) -> PreparedChunk:
+    """`prepare_observation` for several articles, with the short paragraphs signed here, so
+    that the signing and the per-paragraph bookkeeping of learning run in the worker processes
+    and the parent only appends columns.
+
+    ``sent``: keys this process already sent a signature for, left unsigned now. Only for a
+    caller whose chunks reach the parent in input order and come to each process in increasing
+    order (the local engine's pool): then the first chunk to hold a key is also the first its
+    process saw it in, and carries the signature -- all the parent needs. Recurring paragraphs
+    are by definition the ones seen again and again, so this saves most of the signing."""
+    keys: list[int] = []
+    lengths: list[int] = []
+    signed: list[int] = []
+    texts: list[str] = []
+    for paragraphs in articles:
+        for k, length, norm in prepare_observation(paragraphs):
+            if norm is not None and (sent is None or k not in sent):
+                if sent is not None:
+                    sent.add(k)
+                signed.append(len(keys))
+                texts.append(norm)
+            keys.append(k)
+            lengths.append(length)
+    sigs = text_signatures(texts, config) if texts else np.empty((0, config.num_perm), np.uint32)
+    return PreparedChunk(np.array(keys, dtype=np.uint64), np.array(lengths, dtype=np.int64),
+                         np.array(signed, dtype=np.int64), sigs)
 
 
 class RecurringParagraphs:
@@ -78,12 +121,14 @@ class RecurringParagraphs:
         self.threshold = threshold
         self.config = DedupeConfig(shingle="char", ngram=5, num_perm=num_perm)
         self.max_distinct = max_distinct
-        self._slot: dict[int, int] = {}  # key -> slot
-        self._counts: list[int] = []
-        self._sigs: list[np.ndarray] = []  # blocks of rows, in slot order
-        self._pending: list[str] = []  # normalised texts of slots not yet signed
-        self._signed_slots: list[int] = []  # slot of each signature row, in row order
-        self._lens: list[int] = []
+        # Learning state, in columns: what observations brought, not yet merged, and (after a
+        # compaction) the distinct paragraphs so far in order of first appearance with their
+        # counts. A paragraph gets a slot at its first appearance while fewer than
+        # max_distinct have one; only paragraphs with a slot are counted.
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # keys, lengths, counts, sig row (-1: none)
+        self._sig_blocks: list[np.ndarray] = []
+        self._sig_rows = 0
+        self._part_rows = 0
         self._frozen = False
         self._recurring_keys: set[int] = set()
         self._band_index: list[dict[int, list[int]]] = []
@@ -96,47 +141,77 @@ class RecurringParagraphs:
         """Count one article's paragraphs (each distinct normalised paragraph once)."""
         self.observe_prepared(prepare_observation(paragraphs))
 
-    def observe_prepared(self, prepared: list[tuple[int, int, str | None]]) -> None:
+    def observe_prepared(self, prepared: Observation) -> None:
         """`observe` for an article already passed through `prepare_observation` (which worker
         processes can do: it is the costly, per-paragraph part)."""
+        texts = [norm for _, _, norm in prepared if norm is not None]
+        sigs = text_signatures(texts, self.config) if texts else np.empty((0, self.config.num_perm), np.uint32)
+        signed = [j for j, (_, _, norm) in enumerate(prepared) if norm is not None]
+        self.observe_chunk(PreparedChunk(np.array([k for k, _, _ in prepared], dtype=np.uint64),
+                                         np.array([n for _, n, _ in prepared], dtype=np.int64),
+                                         np.array(signed, dtype=np.int64), sigs))
+
+    def observe_chunk(self, chunk: PreparedChunk) -> None:
+        """Count the observations of a chunk of articles (`prepare_chunk`), in input order."""
         if self._frozen:
             raise RuntimeError("observe() after freeze()")
-        slots = self._slot
-        counts = self._counts
-        for k, length, norm in prepared:
-            slot = slots.get(k)
-            if slot is not None:
-                counts[slot] += 1
-            elif len(slots) < self.max_distinct:
-                # signatures are computed later in batches (``_flush``): far less overhead
-                slots[k] = len(counts)
-                if norm is not None:
-                    self._signed_slots.append(len(counts))
-                    self._pending.append(norm)
-                counts.append(1)
-                self._lens.append(length)
-        if len(self._pending) >= _SIGN_BATCH:
-            self._flush()
+        n = chunk.keys.size
+        rows = np.full(n, -1, dtype=np.int64)
+        if chunk.signed.size:
+            rows[chunk.signed] = np.arange(self._sig_rows, self._sig_rows + chunk.signed.size)
+            self._sig_blocks.append(chunk.sigs)
+            self._sig_rows += chunk.signed.size
+        self._parts.append((chunk.keys, chunk.lengths, np.ones(n, dtype=np.int64), rows))
+        self._part_rows += n
+        if self._part_rows > 4 * self.max_distinct:
+            self._compact()
 
-    def _flush(self) -> None:
-        if self._pending:
-            self._sigs.append(text_signatures(self._pending, self.config))
-            self._pending = []
+    def _compact(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Merge the observations into the distinct paragraphs with a slot, in slot order
+        (first appearance): keys, lengths, counts and signature rows. Exact: the first
+        max_distinct distinct paragraphs get slots, as if they were counted one by one."""
+        if not self._parts:
+            return (np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
+        keys, lengths, counts, rows = (np.concatenate(col) for col in zip(*self._parts))
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        by_first = np.argsort(first, kind="stable")[: self.max_distinct]  # unique index, slot order
+        slot_of_unique = np.full(uniq.size, -1, dtype=np.int64)
+        slot_of_unique[by_first] = np.arange(by_first.size)
+        slot = slot_of_unique[inverse.reshape(-1)]
+        counted = slot >= 0
+        slot_counts = np.bincount(slot[counted], weights=counts[counted], minlength=by_first.size).astype(np.int64)
+        # a slot's signature: from any observation that carries one (all are equal)
+        slot_rows = np.full(by_first.size, -1, dtype=np.int64)
+        has = counted & (rows >= 0)
+        slot_rows[slot[has]] = rows[has]
+        # keep only the signatures still in use, renumbered
+        used = slot_rows >= 0
+        if self._sig_blocks:
+            sigs = np.concatenate(self._sig_blocks)[slot_rows[used]]
+            self._sig_blocks = [sigs]
+            self._sig_rows = sigs.shape[0]
+            slot_rows[used] = np.arange(sigs.shape[0])
+        at = first[by_first]
+        merged = (keys[at], lengths[at], slot_counts, slot_rows)
+        self._parts = [merged]
+        self._part_rows = by_first.size
+        return merged
 
     def freeze(self) -> None:
         """Group near-identical variants and fix the set of recurring paragraphs."""
         if self._frozen:
             return
-        self._flush()
         self._frozen = True
-        n = len(self._counts)
+        keys, lens, counts, slot_rows = self._compact()
+        n = keys.size
         if n == 0:
             return
-        counts = np.asarray(self._counts, dtype=np.int64)
         num_perm = self.config.num_perm
-        sigs = np.concatenate(self._sigs) if self._sigs else np.empty((0, num_perm), np.uint32)
-        signed = np.asarray(self._signed_slots, dtype=np.int64)
-        lens = np.asarray(self._lens, dtype=np.int64)
+        signed = np.flatnonzero(lens <= SIGN_MAX_CHARS)  # the slots signed for near-variant grouping
+        if (slot_rows[signed] < 0).any():
+            raise RuntimeError("a short paragraph was observed without its signature")
+        all_sigs = np.concatenate(self._sig_blocks) if self._sig_blocks else np.empty((0, num_perm), np.uint32)
+        sigs = all_sigs[slot_rows[signed]]
         parent = np.arange(n)
         bands, rows = lsh_params(self.threshold, num_perm)
         pairs = (
@@ -163,10 +238,7 @@ class RecurringParagraphs:
             roots = parent
         group_count = np.bincount(roots, weights=counts, minlength=n)
         rec = group_count[roots] >= self.min_articles
-        slot_to_key = np.empty(n, dtype=np.uint64)
-        for k, s in self._slot.items():
-            slot_to_key[s] = k
-        self._recurring_keys = set(slot_to_key[rec].tolist())
+        self._recurring_keys = set(keys[rec].tolist())
         rec_rows = rec[signed] if signed.size else np.zeros(0, dtype=bool)
         self._rec_sigs = sigs[rec_rows]
         if self._rec_sigs.shape[0]:
@@ -180,7 +252,7 @@ class RecurringParagraphs:
                 self._band_index.append(table)
         self._bands_rows = (bands, rows)
         # learning state is no longer needed
-        self._slot, self._counts, self._sigs, self._lens, self._signed_slots = {}, [], [], [], []
+        self._parts, self._sig_blocks = [], []
 
     # -- queries ------------------------------------------------------------------------------
 

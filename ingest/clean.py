@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import struct
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import orjson
@@ -21,14 +21,16 @@ import orjson
 from dedupe.config import DedupeConfig
 from dedupe.minhash import signatures
 from dedupe.paragraphs import collapse_repeated_paragraphs
-from dedupe.recurring import RecurringParagraphs, prepare_observation
+from dedupe.recurring import PreparedChunk, RecurringParagraphs, prepare_chunk, prepare_observation
 from dedupe.shingles import shingle_hashes_many
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
+from ingest.ranges import LineRange, range_records
 from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import RuleSet
 from ingest.segment import split_paragraphs
+from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_frames
 from ingest.strip import strip_boilerplate
 
 REPEATED = "repeated_paragraph"
@@ -118,31 +120,47 @@ def _cleaned(item: RawRecord | RawLine | Reject, settings: CleanSettings,
     return item if isinstance(item, Reject) else clean_record(item, settings)
 
 
-def clean_chunk(chunk: list[RawRecord | RawLine | Reject]) -> list[Article | Reject]:
+Chunk = list[RawRecord | RawLine | Reject] | LineRange  # what the reader hands the workers
+
+
+def chunk_items(chunk: Chunk, ctx: dict[str, Any]) -> Iterable[RawRecord | RawLine | Reject]:
+    """The records of a chunk: its list, or a JSONL byte range read here in the worker."""
+    if isinstance(chunk, LineRange):
+        return range_records(chunk, ctx["reader"], ctx.setdefault("_range_fds", {}))
+    return chunk
+
+
+def clean_chunk(chunk: Chunk) -> list[Article | Reject]:
     """Pass-1 work for one chunk: parse deferred lines, clean every record (rejects pass through)."""
     ctx = worker_context()
     settings: CleanSettings = ctx["clean"]
     reader: ReaderOptions | None = ctx.get("reader")
-    return [_cleaned(item, settings, reader) for item in chunk]
+    return [_cleaned(item, settings, reader) for item in chunk_items(chunk, ctx)]
 
 
-def clean_and_prepare_chunk(chunk: list[RawRecord | Reject]) -> tuple[list[Article | Reject], list[Any]]:
+def clean_and_prepare_chunk(chunk: Chunk) -> tuple[list[Article | Reject], list[Any]]:
     """`clean_chunk` for the recurring sample, plus each article's prepared observation, so the
     parent only merges counts (learning the sample is otherwise serial work in the parent)."""
     cleaned = clean_chunk(chunk)
     return cleaned, [prepare_observation(a.paragraphs) if isinstance(a, Article) else None for a in cleaned]
 
 
-def clean_sample_chunk(job: tuple[str, list[RawRecord | RawLine | Reject]]) -> tuple[str, list[Any]]:
-    """`clean_and_prepare_chunk` for the local engine's recurring sample: the cleaned chunk
-    waits in the file ``job[0]`` (written here, in the worker) for pass 2, and only that path
-    and the prepared observations go back to the parent. Sending the articles to the parent and
-    spilling them there was most of the parent's serial work while the sample was learnt."""
+def clean_sample_chunk(job: tuple[str, Chunk]) -> tuple[str, PreparedChunk, int]:
+    """The local engine's recurring sample, one chunk: cleaned, its observations prepared and
+    signed (`dedupe.recurring.prepare_chunk`). The cleaned chunk waits in the file ``job[0]``
+    (written here, in the worker) for pass 2, and only that path and the observations go back
+    to the parent. Sending the articles to the parent and spilling them there, and signing
+    and counting paragraph by paragraph there, was most of the parent's serial work while the
+    sample was learnt."""
     path, chunk = job
-    cleaned, prepared = clean_and_prepare_chunk(chunk)
+    ctx = worker_context()
+    cleaned = clean_chunk(chunk)
+    # The pool hands each process its chunks in input order: a signature goes once a process.
+    prepared = prepare_chunk((a.paragraphs for a in cleaned if isinstance(a, Article)), ctx["recurring"],
+                             ctx.setdefault("_sent_signatures", set()))
     with open(path, "wb") as fh:
         pickle.dump(cleaned, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return path, prepared
+    return path, prepared, len(cleaned)
 
 
 @dataclass
@@ -203,7 +221,7 @@ def _detector(ref: RecurringParagraphs | str | None, ctx: dict[str, Any]) -> Rec
     return cached[1]
 
 
-def sign_chunk(chunk: list[RawRecord | RawLine | Reject | Article] | str,
+def sign_chunk(chunk: Chunk | list[Article] | str,
                detector: RecurringParagraphs | str | None) -> list[Signed | Reject]:
     """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
     shingle and sign (batched over the chunk). `detector` may be the path of its pickle;
@@ -215,7 +233,7 @@ def sign_chunk(chunk: list[RawRecord | RawLine | Reject | Article] | str,
     return out
 
 
-def _sign(chunk: list[RawRecord | RawLine | Reject | Article] | str,
+def _sign(chunk: Chunk | list[Article] | str,
           detector: RecurringParagraphs | str | None) -> tuple[list[Signed | Reject], np.ndarray | None]:
     """`sign_chunk`'s work: the items in order (signatures not yet attached) and the (articles,
     num_perm) signatures of the Signed ones, in order (None without near-duplicate detection)."""
@@ -232,7 +250,7 @@ def _sign(chunk: list[RawRecord | RawLine | Reject | Article] | str,
     out: list[Signed | Reject] = []
     texts: list[str] = []
     reader: ReaderOptions | None = ctx.get("reader")
-    for item in chunk:
+    for item in chunk_items(chunk, ctx):  # type: ignore[arg-type]
         if isinstance(item, (RawRecord, RawLine)):
             item = _cleaned(item, settings, reader)
         if isinstance(item, Reject):
@@ -257,24 +275,10 @@ def _sign(chunk: list[RawRecord | RawLine | Reject | Article] | str,
     return out, signatures(shingle_sets, config)
 
 
-_FRAME = struct.Struct("<II")  # (head bytes, tail bytes) before each article in the spill
-
-
-def frame(head: bytes, tail: bytes) -> bytes:
-    """One article's record in the spill file: its corpus line in two parts, lengths first."""
-    return _FRAME.pack(len(head), len(tail)) + head + tail
-
-
-def read_frame(src: BinaryIO) -> tuple[bytes, bytes]:
-    """The next (head, tail) of a spill file written with `frame`."""
-    head_len, tail_len = _FRAME.unpack(src.read(_FRAME.size))
-    return src.read(head_len), src.read(tail_len)
-
-
 @dataclass
 class SignedChunk:
-    """A chunk's finished items packed for the trip to the parent: the articles' spill frames
-    in one bytes object and their index facts in columns, the rejects with their places.
+    """A chunk's finished items packed for the trip to the parent: where the worker spilled the
+    articles' frames, their index facts in columns, the rejects with their places.
     Pickling a Signed object (and a numpy row) per article and taking them one by one was
     most of the parent's work per article, which is serial and limits worker scaling."""
 
@@ -286,8 +290,9 @@ class SignedChunk:
     sizes: list[int]
     removed: list[dict[str, int]]
     signatures: np.ndarray | None  # (articles, num_perm); None without near-duplicate detection
-    frames: bytes  # `frame(head, tail)` of every article, in order
-    bounds: list[int]  # article k's frame is frames[bounds[k]:bounds[k + 1]]
+    spill: SpillAt | None  # every article's corpus line, in order (None: no article); see ingest/spill.py
+    bounds: list[int]  # article k's line is bytes [bounds[k], bounds[k + 1]) of the spilled blob
+    splices: list[int]  # where in its line article k's `[]` of duplicates is
     rejects: list[tuple[int, Reject]]  # (articles before it in the chunk, the reject)
     explained: dict[int, Article]  # --explain ids: article position -> the cleaned article
 
@@ -295,12 +300,12 @@ class SignedChunk:
         return len(self.ids) + len(self.rejects)
 
 
-def sign_chunk_packed(chunk: list[RawRecord | RawLine | Reject | Article] | str,
-                      detector: RecurringParagraphs | str | None) -> SignedChunk:
-    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent."""
+def sign_chunk_packed(chunk: Chunk | str, detector: RecurringParagraphs | str | None) -> SignedChunk:
+    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent; the frames go to
+    this process's spill file in the context's ``spill_dir``."""
     out, sigs = _sign(chunk, detector)
-    packed = SignedChunk([], [], [], [], [], [], [], sigs, b"", [0], [], {})
-    frames: list[bytes] = []
+    packed = SignedChunk([], [], [], [], [], [], [], sigs, None, [0], [], [], {})
+    lines: list[bytes] = []
     end = 0
     for item in out:
         if isinstance(item, Reject):
@@ -315,9 +320,12 @@ def sign_chunk_packed(chunk: list[RawRecord | RawLine | Reject | Article] | str,
         packed.lengths.append(item.length)
         packed.sizes.append(item.size)
         packed.removed.append(item.removed)
-        framed = frame(item.head, item.tail)
-        frames.append(framed)
-        end += len(framed)
+        line = b"".join((item.head, NO_DUPLICATES, item.tail, b"\n"))
+        lines.append(line)
+        packed.splices.append(len(item.head) + SPLICE)
+        end += len(line)
         packed.bounds.append(end)
-    packed.frames = b"".join(frames)
+    if lines:
+        ctx = worker_context()
+        packed.spill = append_frames(ctx["spill_dir"], b"".join(lines), ctx)
     return packed

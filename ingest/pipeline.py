@@ -22,9 +22,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -32,14 +31,16 @@ import orjson
 from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, CleanSettings, Signed, SignedChunk, clean_sample_chunk,
-                          read_frame, sign_chunk_packed)
+from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, Chunk, CleanSettings, Signed, SignedChunk,
+                          clean_sample_chunk, sign_chunk_packed)
 from ingest.incremental import Earlier, IndexRun
-from ingest.parallel import Workers, chunked, tune_malloc
-from ingest.readers import ReaderOptions, read_source
+from ingest.parallel import Workers, tune_malloc, worker_context
+from ingest.ranges import LineRange, read_ranges
+from ingest.readers import ReaderOptions
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import RuleSet, load_rules
 from ingest.sources import Source
+from ingest.spill import SpillAt, SpillReader, close_spills
 from ingest.writers import AtomicOutput
 
 CHUNK = 128
@@ -161,12 +162,42 @@ class _Rejects:
         return sum(self.by_reason.values())
 
 
-def _read_all(sources: Iterable[Source], reader: ReaderOptions, counter: Counter[str]) -> Iterator[RawRecord | RawLine | Reject]:
-    # JSONL lines are parsed in the workers (clean.sign_chunk), not here in the parent.
+def _read_chunks(sources: Iterable[Source], reader: ReaderOptions, counter: Counter[str]) -> Iterator[Chunk]:
+    """The input in chunks of up to CHUNK records, in order. JSONL is parsed in the workers
+    (clean.sign_chunk), not here: a plain JSONL file goes out as byte ranges the workers read
+    themselves (`ranges.LineRange`), other inputs as lists of records and deferred lines."""
+    pending: list[RawRecord | RawLine | Reject] = []
     for source in sources:
-        for item in read_source(source, reader, defer_json=True):
+        for item in read_ranges(source, reader, CHUNK):
+            if isinstance(item, LineRange):
+                if pending:
+                    yield pending
+                    pending = []
+                counter["read"] += item.count
+                yield item
+                continue
             counter["read"] += 1
-            yield item
+            pending.append(item)
+            if len(pending) == CHUNK:
+                yield pending
+                pending = []
+    if pending:
+        yield pending
+
+
+def _records_in(chunk: Chunk) -> int:
+    return chunk.count if isinstance(chunk, LineRange) else len(chunk)
+
+
+def _head(chunks: Iterator[Chunk], records: int) -> Iterator[Chunk]:
+    """The first chunks of `chunks`, until they hold at least `records` records."""
+    taken = 0
+    while taken < records:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        taken += _records_in(chunk)
+        yield chunk
 
 
 def run_ingest(
@@ -227,10 +258,10 @@ def _run(
     index_run: IndexRun | None = None,
 ) -> Summary:
     detector, finder, context = run_setup(options)
-    records = chunked(_read_all(sources, options.reader, counter), CHUNK)
+    context["spill_dir"] = spill_dir  # where workers spill their finished frames (ingest/spill.py)
+    records = _read_chunks(sources, options.reader, counter)
     seen_ids: set[str] = set()
     index = _RunIndex()
-    spill_path = os.path.join(spill_dir, "articles.bin")
     stages: dict[str, float] = {}
     since = time.perf_counter()
 
@@ -240,20 +271,18 @@ def _run(
         stages[name] = now - since
         since = now
 
-    with Workers(options.workers, context) as workers, open(spill_path, "wb", buffering=1 << 20) as spill:
+    with Workers(options.workers, context) as workers:
         # Pass 1a: the first `recurring_sample` records teach the recurring-paragraph detector;
         # they wait, cleaned, in temporary files (one a chunk, written by the workers) until
         # it has learnt.
         sample_paths: list[str] = []
         if detector is not None:
-            head_chunks = islice(records, -(-options.recurring_sample // CHUNK))
+            head_chunks = _head(records, options.recurring_sample)
             jobs = ((os.path.join(spill_dir, f"sample-{k}.pickle"), chunk) for k, chunk in enumerate(head_chunks))
-            for path, prepared in workers.map(clean_sample_chunk, jobs):
-                for obs in prepared:
-                    if obs is not None:
-                        detector.observe_prepared(obs)
+            for path, prepared, size in workers.map(clean_sample_chunk, jobs):
+                detector.observe_chunk(prepared)
                 sample_paths.append(path)
-                progress("clean", len(prepared))
+                progress("clean", size)
             detector.freeze()
             stage("recurring_sample")
         detector_ref: RecurringParagraphs | str | None = detector
@@ -263,13 +292,14 @@ def _run(
                 pickle.dump(detector, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
         # Pass 1b: finish the sample, then clean + finish the rest; index in input order.
-        def rest() -> Iterator[list[Any] | str]:
+        def rest() -> Iterator[Chunk | str]:
             yield from sample_paths
             yield from records
 
         for packed in workers.map(sign_chunk_packed, rest(), detector_ref):
-            accept_chunk(packed, rejects, seen_ids, index, finder, spill)
+            accept_chunk(packed, rejects, seen_ids, index, finder)
             progress("dedupe", len(packed))
+        close_spills(worker_context())  # the frames this process spilled itself (one worker)
         stage("clean_and_sign")
     del seen_ids
 
@@ -278,7 +308,7 @@ def _run(
     # Articles an earlier run already kept (the index's writer lock is held from here on).
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     stage("clusters")
-    clusters_count = _write_outputs(spill_path, index, result, members, earlier, counter, corpus,
+    clusters_count = _write_outputs(index, result, members, earlier, counter, corpus,
                                     duplicates, clusters_out, progress)
     stage("write")
 
@@ -287,52 +317,66 @@ def _run(
                      stages=stages)
 
 
-_NO_DUPLICATES = b',"duplicates":[],'
-_WRITE_BATCH = 256
-
-
-def _write_outputs(spill_path: str, index: _RunIndex, result: Clusters | None, members: dict[int, list[int]],
+def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int, list[int]],
                    earlier: dict[int, Earlier], counter: Counter[str], corpus: AtomicOutput | None,
                    duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None,
                    progress: ProgressFn) -> int:
-    """Pass 2: stream the spill once, in input order, into the corpus (kept articles, their
-    `duplicates` filled in), the duplicates record and the clusters file. Returns the number of
-    clusters kept. Corpus lines go out in batches: this loop is serial, after all the workers."""
+    """Pass 2: read the spilled chunks once, in input order, into the corpus (kept articles,
+    their `duplicates` filled in), the duplicates record and the clusters file. Returns the
+    number of clusters kept. This loop is serial, after all the workers: the corpus gets one
+    write a chunk, of runs of spilled lines copied whole, and only the line of an article that
+    has duplicates is spliced."""
     links = result.links if result is not None else {}
     ids = index.ids
-    batch: list[bytes] = []
     kept = 0
-    with open(spill_path, "rb", buffering=1 << 20) as src:
-        for i, aid in enumerate(ids):
-            head, tail = read_frame(src)
-            if i in earlier:
-                counter["duplicates"] += 1
-                in_run = links.get(i)
-                group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
-                _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
-                continue
-            link = links.get(i)
-            cluster = ids[link.kept] if link is not None else aid
-            if clusters_out is not None:
-                clusters_out.write({"id": aid, "cluster": cluster})
-            if link is not None:
-                counter["duplicates"] += 1
-                if duplicates is not None:
-                    duplicates.write(duplicate_record(index, i, cluster, link))
-                continue
-            kept += 1
-            if corpus is not None:
-                dups = members.get(i)
-                middle = _NO_DUPLICATES if dups is None else \
-                    b"".join((b',"duplicates":', orjson.dumps([ids[j] for j in dups]), b","))
-                batch.append(b"".join((head, middle, tail)))
-                if len(batch) >= _WRITE_BATCH:
-                    corpus.write_lines(batch)
-                    progress("write", len(batch))
-                    batch = []
-    if corpus is not None:
-        corpus.write_lines(batch)
-    progress("write", len(batch) if corpus is not None else kept)
+    i = 0  # accepted articles so far: the index of the next one
+    with SpillReader() as spill:
+        for at, bounds, splices, keep in index.chunks:
+            view = memoryview(spill.read(at)) if corpus is not None else None
+            pieces: list[object] = []
+            run_lo = run_hi = -1  # the run of plain kept lines not yet in `pieces`
+            kept_here = 0
+            for k in range(len(bounds) - 1) if keep is None else keep:
+                aid = ids[i]
+                if i in earlier:
+                    counter["duplicates"] += 1
+                    in_run = links.get(i)
+                    group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
+                    _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
+                    i += 1
+                    continue
+                link = links.get(i)
+                cluster = ids[link.kept] if link is not None else aid
+                if clusters_out is not None:
+                    clusters_out.write({"id": aid, "cluster": cluster})
+                if link is not None:
+                    counter["duplicates"] += 1
+                    if duplicates is not None:
+                        duplicates.write(duplicate_record(index, i, cluster, link))
+                    i += 1
+                    continue
+                kept_here += 1
+                if view is not None:
+                    lo, hi = bounds[k], bounds[k + 1]
+                    dups = members.get(i)
+                    if dups is None and lo == run_hi:
+                        run_hi = hi
+                    else:
+                        if run_hi > run_lo:
+                            pieces.append(view[run_lo:run_hi])
+                        if dups is None:
+                            run_lo, run_hi = lo, hi
+                        else:
+                            cut = lo + splices[k]  # the line's `[]`
+                            pieces += (view[lo:cut], orjson.dumps([ids[j] for j in dups]), view[cut + 2:hi])
+                            run_lo = run_hi = -1
+                i += 1
+            if view is not None:
+                if run_hi > run_lo:
+                    pieces.append(view[run_lo:run_hi])
+                corpus.write_raw(b"".join(pieces), kept_here)  # type: ignore[union-attr, arg-type]
+            kept += kept_here
+            progress("write", kept_here)
     counter["kept"] += kept
     return kept
 
@@ -411,6 +455,7 @@ def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearD
         "reader": options.reader,
         "clean": settings,
         "dedupe": options.dedupe if finder is not None else None,
+        "recurring": detector.config if detector is not None else None,  # how samples are signed
         "explain": options.explain_ids,
     }
     return detector, finder, context
@@ -440,11 +485,11 @@ def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: 
 
 
 def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], index: _RunIndex,
-                 finder: NearDuplicateFinder | None, spill: BinaryIO) -> None:
+                 finder: NearDuplicateFinder | None) -> None:
     """`accept` for a packed chunk, in input order: rejects and reused ids go to the rejects
-    record; the accepted articles are remembered, added to the finder in one call, and their
-    frames appended to the spill. A chunk of fresh ids without rejects (nearly every chunk)
-    takes the columns whole."""
+    record; the accepted articles are remembered (with where their frames were spilled) and
+    added to the finder in one call. A chunk of fresh ids without rejects (nearly every
+    chunk) takes the columns whole."""
     ids = packed.ids
     if not packed.rejects and seen_ids.isdisjoint(ids) and len(set(ids)) == len(ids):
         seen_ids.update(ids)
@@ -470,11 +515,6 @@ def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], ind
         finder.add_many(packed.signatures[rows], np.asarray(packed.sizes, np.int64)[rows],
                         np.asarray(packed.lengths, np.int64)[rows],
                         packed.dates if keep is None else [packed.dates[k] for k in keep])
-    if keep is None:
-        spill.write(packed.frames)
-    else:
-        bounds, frames = packed.bounds, packed.frames
-        spill.write(b"".join(frames[bounds[k]:bounds[k + 1]] for k in keep))
 
 
 def decide_clusters(finder: NearDuplicateFinder | None, keep: str,
@@ -540,6 +580,8 @@ class _RunIndex:
         self.records = array("Q")
         self.removed: Counter[str] = Counter()
         self.explained: list[Article] = []
+        # per accepted chunk: where its lines are, their bounds and `[]` places, which were accepted
+        self.chunks: list[tuple[SpillAt, array, array, list[int] | None]] = []
 
     def add(self, item: Signed) -> None:
         self.ids.append(item.id)
@@ -554,6 +596,8 @@ class _RunIndex:
     def add_chunk(self, packed: SignedChunk, keep: list[int] | None) -> None:
         """`add` for the articles ``keep`` of a packed chunk (all of them when None)."""
         rows = range(len(packed.ids)) if keep is None else keep
+        if packed.spill is not None and rows:
+            self.chunks.append((packed.spill, array("I", packed.bounds), array("I", packed.splices), keep))
         files, removed = packed.files, self.removed
         for k in rows:
             self.ids.append(packed.ids[k])

@@ -61,6 +61,16 @@ class AtomicOutput:
             raise OutputError(self._failed(exc)) from exc
         self.count += len(lines)
 
+    def write_raw(self, data: bytes, lines: int) -> None:
+        """Write `lines` lines already joined, each ending in a newline."""
+        try:
+            self._fh.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(self._failed(exc)) from exc
+        self.count += lines
+
     def write_line(self, line: bytes) -> None:
         try:
             self._fh.write(line)

@@ -1,0 +1,81 @@
+"""The spill: finished corpus lines waiting, on disk, for the clusters to be decided.
+
+Each process that finishes articles (a pool worker, or the parent in a one-worker run) appends
+its chunks' frames to a file of its own in the run's temporary folder and tells the parent
+only where they are. The parent never touches the text in the first pass; in the second it
+reads the chunks back in input order. (The frames used to travel back to the parent through a
+pipe and be written there: ~1 MB a chunk of serial work that kept a second worker from
+paying off.)
+
+A chunk's blob is its articles' corpus lines, each ending in a newline, written as if the
+article had no duplicates (`"duplicates":[]`); the parent keeps each line's start and where
+its `[]` is, so the second pass copies runs of lines whole and splices only the few lines of
+articles that have duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+NO_DUPLICATES = b',"duplicates":[],'
+SPLICE = len(b',"duplicates":')  # from the end of a line's head to its `[]`
+
+
+@dataclass(frozen=True)
+class SpillAt:
+    """Where a chunk's frames are: `length` bytes at `offset` of the spill file `path`."""
+
+    path: str
+    offset: int
+    length: int
+
+
+def append_frames(folder: str, blob: bytes, ctx: dict[str, Any]) -> SpillAt:
+    """Append one chunk's frames to this process's spill file in `folder` (opened once per
+    process and folder, kept in the worker context `ctx`)."""
+    key = ("_spill", folder, os.getpid())
+    fd = ctx.get(key)
+    if fd is None:
+        path = os.path.join(folder, f"frames-{os.getpid()}.bin")
+        fd = ctx[key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    path = os.path.join(folder, f"frames-{os.getpid()}.bin")
+    offset = os.lseek(fd, 0, os.SEEK_END)
+    view = memoryview(blob)
+    while view:
+        view = view[os.write(fd, view):]
+    return SpillAt(path, offset, len(blob))
+
+
+def close_spills(ctx: dict[str, Any]) -> None:
+    """Close this process's spill files (the parent's, after a one-worker run's first pass)."""
+    for key in [k for k in ctx if isinstance(k, tuple) and k and k[0] == "_spill"]:
+        os.close(ctx.pop(key))
+
+
+class SpillReader:
+    """Reads chunks back from any process's spill file (one descriptor per file)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read(self, at: SpillAt) -> bytes:
+        fd = self._fds.get(at.path)
+        if fd is None:
+            fd = self._fds[at.path] = os.open(at.path, os.O_RDONLY)
+        blob = os.pread(fd, at.length, at.offset)
+        if len(blob) != at.length:
+            raise OSError(f"spill file {at.path} is shorter than written")
+        return blob
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> SpillReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
