@@ -233,7 +233,9 @@ class RecurringParagraphs:
                 ra, rb = find(a), find(b)
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
-            roots = np.array([find(x) for x in range(n)])
+            roots = parent.copy()  # a slot in no pair is its own root: only the paired need finding
+            for x in np.unique(pairs).tolist():
+                roots[x] = find(x)
         else:
             roots = parent
         group_count = np.bincount(roots, weights=counts, minlength=n)
