@@ -22,7 +22,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _CONTEXT: dict[str, Any] = {}
-PRELOAD = ("ingest.clean",)  # what the worker processes run, imported once by the fork server
+# What the fork server imports once for every worker: the worker code (ingest.clean), and with
+# boilerplate stripping on, the built-in rules compiled too (ingest.preload).
+PRELOAD = ("ingest.clean",)
+PRELOAD_STRIPPING = ("ingest.preload",)
 
 
 def worker_context() -> dict[str, Any]:
@@ -117,7 +120,8 @@ class Workers:
             # spent ~0.5 s of CPU importing it (numpy, the rules) before its first chunk.
             # (A plain fork of the parent would be cheaper still, but forking a process that
             # runs threads -- the progress bar's -- is unsafe.)
-            ctx.set_forkserver_preload(list(PRELOAD))
+            settings = self.context.get("clean")
+            ctx.set_forkserver_preload(list(PRELOAD_STRIPPING if getattr(settings, "boilerplate", False) else PRELOAD))
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(self.context,))
             # Workers ignore SIGINT only once initialised; a Ctrl-C while they start would

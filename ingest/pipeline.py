@@ -38,7 +38,7 @@ from ingest.parallel import Workers, tune_malloc, worker_context
 from ingest.ranges import LineRange, read_ranges
 from ingest.readers import ReaderOptions
 from ingest.records import Article, RawLine, RawRecord, Reject
-from ingest.rules import RuleSet, load_rules
+from ingest.rules import LazyRules, RuleSet, check_rule_files, load_rules
 from ingest.sources import Source
 from ingest.spill import SpillAt, SpillReader, close_spills
 from ingest.writers import AtomicOutput
@@ -437,13 +437,23 @@ class OpenedOutputs:
             out.abort()
 
 
+def _rules(options: IngestOptions) -> RuleSet | LazyRules:
+    """The run's boilerplate rules. Without stripping no rule runs: skip compiling the built-in
+    ones, but still check the user's files, so a broken one is reported either way. With
+    worker processes the parent only checks the user's files and hands the workers the recipe."""
+    if not (options.boilerplate or options.rules_files):
+        return RuleSet()
+    if options.workers > 1:
+        check_rule_files(options.rules_files)
+        return LazyRules(options.rules_files)
+    return load_rules(options.rules_files)
+
+
 def run_setup(options: IngestOptions) -> tuple[RecurringParagraphs | None, NearDuplicateFinder | None, dict[str, Any]]:
     """What both engines build before reading: the recurring-paragraph detector (when it is to
     learn), the near-duplicate finder, and the context every worker gets."""
     settings = CleanSettings(
-        # Without stripping no rule runs: skip compiling the built-in ones (~0.15 s a process),
-        # but still load the user's files, so a broken one is reported either way.
-        rules=load_rules(options.rules_files) if options.boilerplate or options.rules_files else RuleSet(),
+        rules=_rules(options),  # type: ignore[arg-type]
         boilerplate=options.boilerplate,
         collapse_paragraphs=options.collapse_paragraphs,
         keep_removed_lines=bool(options.explain_ids),

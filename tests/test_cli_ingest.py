@@ -234,3 +234,25 @@ def test_clusters_do_not_depend_on_input_order(tmp_path: Path) -> None:
         partitions.append(_partition(parse_stdout(result)))
     assert partitions[0] == partitions[1] == partitions[2]
     assert any(len(g) > 1 for g in partitions[0])
+
+
+def test_user_rules_reach_the_worker_processes(tmp_path: Path) -> None:
+    """Workers build the rules from the user's files themselves (the parent sends the recipe):
+    over 128 records, so --workers 2 runs a pool, and the output is that of one worker."""
+    articles = {f"lib-{k}": ARTICLE_B.replace("library", f"library {k}") + "\nLibrary Weekly is printed on recycled paper."
+                for k in range(300)}
+    dump = write_dump(tmp_path / "dump.txt", articles)
+    rules = tmp_path / "mine.toml"
+    rules.write_text("[[rule]]\npattern = '''Library Weekly is printed on .*'''\nzone = \"foot\"\nsize = 2\n"
+                     "reason = \"footer\"\n")
+    outs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}.jsonl"
+        result = run("ingest", str(dump), "-o", str(out), "-q", "--no-recurring", "--no-dedupe",
+                     "--rules", str(rules), "--workers", workers)
+        assert result.exit_code == 0, result.output
+        outs[workers] = out.read_bytes()
+    assert outs["1"] == outs["2"]
+    records = [json.loads(line) for line in outs["2"].splitlines()]
+    assert len(records) == 300
+    assert all(r["removed"].get("footer") == 1 and "recycled paper" not in r["text"] for r in records)

@@ -177,3 +177,13 @@ def test_word_caps_skip_only_paragraphs_no_rule_can_match():
     assert not rules.tail_rules_for(rules.tail_words_cap + 1).rules
     unbounded = parse_rules('[[rule]]\npattern = "x"\nreason = "widget"\n')
     assert unbounded.line_words_cap > 10**6
+
+
+def test_a_rewritten_rule_file_is_read_again(tmp_path: Path):
+    """Rule sets are cached per process by the files' contents, not their names."""
+    f = tmp_path / "mine.toml"
+    f.write_text('[[rule]]\npattern = \'\'\'Buy the print edition.*\'\'\'\nreason = "promo"\n', encoding="utf-8")
+    first = load_rules([f])
+    assert load_rules([f]) is first
+    f.write_text('[[rule]]\npattern = \'\'\'Buy the print edition.*\'\'\'\nreason = "advert"\n', encoding="utf-8")
+    assert load_rules([f]).line[-1].reason == "advert"
