@@ -12,13 +12,15 @@ import ctypes
 import fcntl
 import multiprocessing
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_WARMING_MAX = 256  # chunks finished by the parent while the pool starts, at most
 R = TypeVar("R")
 
 _CONTEXT: dict[str, Any] = {}
@@ -83,6 +85,18 @@ def _widen_pipes(pool: ProcessPoolExecutor) -> None:
                 pass
 
 
+def _start_method() -> str:
+    """How the pool's workers start. A plain fork of the parent is ready at once, with every
+    module already imported; but forking a process that runs other threads (the progress
+    bar's) can leave a lock held forever in the child, so then the workers fork from a fork
+    server that imported the worker code once (ready after ~0.3 s; spawning each worker costs
+    ~0.5 s of imports). Only the start-up differs: results do not depend on it."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 class Workers:
     """A lazily started process pool sharing one context; use as a context manager."""
 
@@ -115,13 +129,11 @@ class Workers:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            # Workers fork from a server that imported the worker code once: a spawned worker
-            # spent ~0.5 s of CPU importing it (numpy, the rules) before its first chunk.
-            # (A plain fork of the parent would be cheaper still, but forking a process that
-            # runs threads -- the progress bar's -- is unsafe.)
-            settings = self.context.get("clean")
-            ctx.set_forkserver_preload(list(PRELOAD_STRIPPING if getattr(settings, "boilerplate", False) else PRELOAD))
+            ctx = multiprocessing.get_context(_start_method())
+            if ctx.get_start_method() == "forkserver":
+                settings = self.context.get("clean")
+                ctx.set_forkserver_preload(list(PRELOAD_STRIPPING if getattr(settings, "boilerplate", False)
+                                                else PRELOAD))
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(self.context,))
             # Workers ignore SIGINT only once initialised; a Ctrl-C while they start would
@@ -149,12 +161,25 @@ class Workers:
                 for chunk in it:
                     yield fn(chunk, *args)
             return
+        warming = self._pool is None  # the workers start now (fork server, imports): ~0.5 s
         pool = self._start()
-        pending: deque[Future[list[R]]] = deque([pool.submit(fn, first, *args)])
-        if second is not None:
-            pending.append(pool.submit(fn, second, *args))
+        pending: deque[Future[list[R]]] = deque()
         limit = self.workers * 3
-        for chunk in it:
+        first_jobs: list[Future[list[R]]] = []
+        for chunk in chain((first,) if second is None else (first, second), it):
+            if warming:
+                if len(first_jobs) < limit:
+                    first_jobs.append(pool.submit(fn, chunk, *args))
+                    pending.append(first_jobs[-1])
+                    continue
+                if not any(job.done() for job in first_jobs) and len(pending) < _WARMING_MAX:
+                    # Until a worker answers, the parent does the work itself rather than wait
+                    # idle (results stay in chunk order: they queue behind the pool's).
+                    done: Future[list[R]] = Future()
+                    done.set_result(fn(chunk, *args))
+                    pending.append(done)
+                    continue
+                warming = False
             while len(pending) >= limit:
                 yield pending.popleft().result()
             pending.append(pool.submit(fn, chunk, *args))

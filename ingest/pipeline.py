@@ -609,6 +609,18 @@ class _RunIndex:
         if packed.spill is not None and rows:
             self.chunks.append((packed.spill, array("I", packed.bounds), array("I", packed.splices), keep))
         files, removed = packed.files, self.removed
+        if keep is None and files and files[0] == files[-1] and files.count(files[0]) == len(files):
+            # one file (nearly every chunk): the columns whole
+            if not self.files or self.files[-1] != files[0]:
+                self.files.append(files[0])
+            self.ids.extend(packed.ids)
+            self.file_idx.extend([len(self.files) - 1] * len(files))
+            self.records.extend(packed.records)
+            for counts in packed.removed:
+                if counts:
+                    removed.update(counts)
+            self.explained.extend(packed.explained[k] for k in sorted(packed.explained))
+            return
         for k in rows:
             self.ids.append(packed.ids[k])
             if not self.files or self.files[-1] != files[k]:

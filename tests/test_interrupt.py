@@ -66,10 +66,20 @@ def _ignores_sigint(pid: int) -> bool:
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
+def _is_resource_tracker(pid: int) -> bool:
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _workers_ignoring_sigint(pid: int) -> int:
-    """How many of the run's pool workers already ignore SIGINT (Linux /proc). The workers
-    are forked by the run's fork server, a child of the run."""
-    return sum(_ignores_sigint(worker) for server in _children(pid) for worker in _children(server))
+    """How many of the run's pool workers already ignore SIGINT (Linux /proc). The workers are
+    the run's children (forked from it) or, when it ran threads, its fork server's; the
+    resource tracker multiprocessing may start ignores SIGINT too, but is no worker."""
+    below = _children(pid)
+    below += [grandchild for child in below for grandchild in _children(child)]
+    return sum(_ignores_sigint(p) and not _is_resource_tracker(p) for p in below)
 
 
 def wait_until_midway(proc: subprocess.Popen[bytes], out: Path, workers: int = 2) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import ranges
+from ingest import parallel, ranges
 from tests.conftest import read_jsonl, run
 
 WORDS = ("river council flood barrier harbour minister budget vote school teacher strike rail line "
@@ -62,10 +62,15 @@ def _ingest(tmp_path: Path, inputs: list[Path], name: str, *extra: str) -> dict[
 def test_ranges_and_spills_change_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = _corpus(tmp_path)
     one = _ingest(tmp_path, inputs, "one", "--workers", "1")
-    two = _ingest(tmp_path, inputs, "two", "--workers", "2")
+    two = _ingest(tmp_path, inputs, "two", "--workers", "2")  # workers forked from this process
+    with monkeypatch.context() as patch:
+        # as when a progress bar's thread runs: the workers come from a fork server
+        patch.setattr(parallel, "_start_method", lambda: "forkserver")
+        served = _ingest(tmp_path, inputs, "served", "--workers", "2")
     monkeypatch.setattr(ranges, "splittable", lambda source: False)  # the parent reads every line (in-process)
     streamed = _ingest(tmp_path, inputs, "streamed", "--workers", "1")
     assert two == one
+    assert served == one
     assert streamed == one
 
     corpus, dups, rejects = (read_jsonl(tmp_path / f"one.{k}") for k in ("corpus", "dups", "rejects"))
