@@ -9,8 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ingest.index_store import DEFAULT_WAIT, IndexStats, IndexStoreError, open_index
 
@@ -50,6 +48,9 @@ def _human(n: int) -> str:
 
 
 def _print_stats(stats: IndexStats) -> None:
+    from rich.console import Console  # (not imported by runs that never draw)
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"thresher index {stats.location}", show_header=False, title_justify="left")
     table.add_column(style="bold")

@@ -8,7 +8,6 @@ import re
 import signal
 import sys
 from collections.abc import Callable
-from importlib.metadata import version
 from typing import Any
 
 import click
@@ -209,7 +208,8 @@ def _build_options(kw: dict[str, Any]) -> IngestOptions:
 
 def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
     """Run the pipeline and turn every failure into one line and an honest exit code."""
-    console = stderr_console()
+    quiet_console = kw["quiet"] and not kw.get("explain")
+    console = None if quiet_console else stderr_console()  # (rich stays unimported in a quiet run)
     options = _build_options(kw)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -218,7 +218,7 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
         except InputError as exc:
             raise OneLineUsageError(str(exc)) from exc
         _check_outputs(kw, outputs)
-        with progress_bar(console, not kw["quiet"]) as progress:
+        with progress_bar(console, not kw["quiet"]) as progress:  # type: ignore[arg-type]
             summary = _run_engine(kw, sources, options, outputs, progress)
         if kw["report"]:
             write_json_atomically(kw["report"], summary.to_report())
@@ -260,7 +260,7 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version("thresher"), prog_name="thresher")
+@click.version_option(package_name="thresher", prog_name="thresher")
 def cli() -> None:
     """thresher: turn messy news-article dumps into a clean, deduplicated JSONL corpus."""
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -33,7 +33,6 @@ from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
 from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, Chunk, CleanSettings, Signed, SignedChunk,
                           clean_sample_chunk, sign_chunk_packed)
-from ingest.incremental import Earlier, IndexRun
 from ingest.parallel import Workers, tune_malloc, worker_context
 from ingest.ranges import LineRange, read_ranges
 from ingest.readers import ReaderOptions
@@ -42,6 +41,9 @@ from ingest.rules import LazyRules, RuleSet, check_rule_files, load_rules
 from ingest.sources import Source
 from ingest.spill import SpillAt, SpillReader, close_spills
 from ingest.writers import AtomicOutput
+
+if TYPE_CHECKING:  # the index stores are imported only by runs that use one (--index)
+    from ingest.incremental import Earlier, IndexRun
 
 CHUNK = 128
 KEEP_POLICIES = ("first", "longest", "earliest-date")
@@ -242,6 +244,8 @@ def _open_index(options: IngestOptions) -> IndexRun | None:
         return None
     if not options.near_duplicates:
         raise ValueError("--index needs near-duplicate detection; drop --no-dedupe")
+    from ingest.incremental import IndexRun
+
     return IndexRun(options.index, options.run_id, options.dedupe, options.index_wait)
 
 
