@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import DedupeConfig
-from .shingles import _kernels, shingle_hashes_many
+from .shingles import _kernels, _shingle_hashes_many_numpy, shingle_hashes_many
 
 if TYPE_CHECKING:  # datasketch costs ~0.75 s to import (scipy); only the wrappers need it
     from datasketch import LeanMinHash, MinHash
@@ -148,3 +148,28 @@ def text_signatures(texts: Sequence[str], config: DedupeConfig) -> np.ndarray:
     _kernels.sign_texts([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map(),
                         _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b, out)
     return out
+
+
+def shingle_signatures(texts: Sequence[str], config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(sizes, sigs)``: int64 (n,) distinct shingles per text (``len`` of each
+    ``shingle_hashes_many(texts, config)`` set) and uint32 (n, num_perm) ``signatures`` of them.
+
+    With the C kernels this is one call for the whole batch: each text is tokenised, its grams
+    hashed and sort-uniqued (for the count) and signed while they are in cache, with no per-text
+    arrays and no flat copy of all the hashes in between.
+    """
+    n = len(texts)
+    if _kernels is None:
+        sets = _shingle_hashes_many_numpy(texts, config)
+        sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=n)
+        return sizes, _signatures_numpy(sets, config)
+    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepare_for_kernel, _table
+
+    a, b = permutations(config.num_perm, config.seed)
+    sizes = np.empty(n, dtype=np.int64)
+    sigs = np.empty((n, config.num_perm), dtype=np.uint32)
+    if n:
+        _kernels.shingle_sign([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map(),
+                              _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b,
+                              sizes, sigs)
+    return sizes, sigs
