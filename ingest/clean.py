@@ -19,10 +19,9 @@ import numpy as np
 import orjson
 
 from dedupe.config import DedupeConfig
-from dedupe.minhash import signatures
+from dedupe.minhash import shingle_signatures
 from dedupe.paragraphs import collapse_repeated_paragraphs
 from dedupe.recurring import PreparedChunk, RecurringParagraphs, prepare_chunk, prepare_observation
-from dedupe.shingles import shingle_hashes_many
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
 from ingest.ranges import LineRange, range_records
@@ -269,10 +268,10 @@ def _sign(chunk: Chunk | list[Article] | str,
         return out, None
     if not texts:
         return out, np.empty((0, config.num_perm), dtype=np.uint32)
-    shingle_sets = shingle_hashes_many(texts, config)
-    for item, shingles in zip((s for s in out if isinstance(s, Signed)), shingle_sets):
-        item.size = len(shingles)
-    return out, signatures(shingle_sets, config)
+    sizes, sigs = shingle_signatures(texts, config)
+    for item, size in zip((s for s in out if isinstance(s, Signed)), sizes.tolist()):
+        item.size = size
+    return out, sigs
 
 
 @dataclass

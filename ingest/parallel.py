@@ -60,6 +60,9 @@ def tune_malloc() -> None:
 def _init_worker(context: dict[str, Any]) -> None:
     # Ctrl-C reaches the whole process group; only the parent decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker forked from the parent inherits its SIGTERM handler (which raises to clean up
+    # the outputs); a worker told to stop by the parent must just stop, without a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     tune_malloc()
     _set_context(context)
 
