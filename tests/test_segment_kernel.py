@@ -44,3 +44,16 @@ def test_fast_path_declines_what_python_must_decide() -> None:
     assert content._kernels.split_unwrapped("caf\u00e9 " * 80) is None  # not ASCII
     long_lines = "\n\n".join(["the storm river " * 20] * 4)
     assert content._kernels.split_unwrapped(long_lines) == ["the storm river " * 19 + "the storm river"] * 4
+
+
+def test_a_double_space_anywhere_in_a_paragraph_is_normalised() -> None:
+    """The fast path's double-space scan works 16 bytes at a time: a double space at any
+    position of a paragraph (inside a block, across two, in the tail) must be found."""
+    base = ("word " * 80).rstrip()  # 399 characters: longer than any wrap width
+    for cut in (0, 1, 15, 16, 17, 100, 181, 182, 183, 190, 197, 198):
+        line = base[: len(base) - cut]
+        paragraphs = [line] + [line[:at] + "  " + line[at:] for at in range(1, len(line))]
+        text = "\n\n".join(paragraphs)
+        got = content._kernels.split_unwrapped(text)
+        assert got is not None  # the fast path ran
+        assert got == segment.split_paragraphs_py(text)
