@@ -141,11 +141,11 @@ def text_signatures(texts: Sequence[str], config: DedupeConfig) -> np.ndarray:
     kernels the shingles are never sorted or materialised: a MinHash ignores order and repeats)."""
     if _kernels is None or not texts:
         return signatures(shingle_hashes_many(texts, config), config)
-    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepare_for_kernel, _table
+    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepared_for_kernel, _table
 
     a, b = permutations(config.num_perm, config.seed)
     out = np.empty((len(texts), config.num_perm), dtype=np.uint32)
-    _kernels.sign_texts([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map(),
+    _kernels.sign_texts(_prepared_for_kernel(texts), _table(), _ascii_map(),
                         _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b, out)
     return out
 
@@ -163,13 +163,13 @@ def shingle_signatures(texts: Sequence[str], config: DedupeConfig) -> tuple[np.n
         sets = _shingle_hashes_many_numpy(texts, config)
         sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=n)
         return sizes, _signatures_numpy(sets, config)
-    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepare_for_kernel, _table
+    from .shingles import _GRAM_WEIGHTS, _ascii_map, _prepared_for_kernel, _table
 
     a, b = permutations(config.num_perm, config.seed)
     sizes = np.empty(n, dtype=np.int64)
     sigs = np.empty((n, config.num_perm), dtype=np.uint32)
     if n:
-        _kernels.shingle_sign([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map(),
+        _kernels.shingle_sign(_prepared_for_kernel(texts), _table(), _ascii_map(),
                               _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b,
                               sizes, sigs)
     return sizes, sigs

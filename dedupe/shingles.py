@@ -150,6 +150,11 @@ def _prepare_for_kernel(text: str) -> str:
     return text if text.isascii() else _prepare(text)
 
 
+def _prepared_for_kernel(texts: Sequence[str]) -> list[str]:
+    """`_prepare_for_kernel` of each text, without a Python call per (nearly always ASCII) text."""
+    return [t if t.isascii() else _prepare(t) for t in texts]
+
+
 def _rng_u64(seed: int, n: int) -> np.ndarray:
     """n odd 64-bit multipliers from a fixed seed (stable across runs and platforms)."""
     gen = np.random.Generator(np.random.PCG64(seed))
@@ -195,7 +200,7 @@ def normalise_many(texts: Sequence[str]) -> list[str]:
     if not texts:
         return []
     if _kernels is not None:
-        return _kernels.normalise([_prepare_for_kernel(t) for t in texts], _table(), _ascii_map())
+        return _kernels.normalise(_prepared_for_kernel(texts), _table(), _ascii_map())
     return _normalise_many_numpy(texts)
 
 
