@@ -516,6 +516,60 @@ done:
     return result;
 }
 
+/* The ASCII fast path of normalise: the ascii map as bytes (' ' for SEP, 0xFF for DELETE),
+ * built once per distinct map (cached by content: a memcmp of 512 bytes a call instead of
+ * map_init's 256 entries of four tables).  Valid only when every other entry is a non-space
+ * ASCII code point (then the output of ASCII input is ASCII and a space in it only ever comes
+ * from a separator, as in norm_impl); otherwise normalise takes the generic loop. */
+#define NORM_DEL 0xFFu
+static uint32_t norm_ascii_key[128];
+static uint8_t norm_bval[256];
+static int norm_ascii_state; /* 0: no map cached, 1: cached and fast, 2: cached, not fast */
+
+static int norm_fast_ok(const uint32_t *ascii)
+{
+    if (norm_ascii_state && memcmp(norm_ascii_key, ascii, sizeof norm_ascii_key) == 0)
+        return norm_ascii_state == 1;
+    int ok = 1;
+    for (int c = 0; c < 128; c++) {
+        uint32_t v = ascii[c];
+        if (v == SEP)
+            norm_bval[c] = ' ';
+        else if (v == DELETE)
+            norm_bval[c] = NORM_DEL;
+        else if (v >= 1 && v < 128 && v != ' ')
+            norm_bval[c] = (uint8_t)v;
+        else
+            ok = 0;
+    }
+    for (int c = 128; c < 256; c++)
+        norm_bval[c] = NORM_DEL; /* never read: the fast path only takes ASCII strings */
+    memcpy(norm_ascii_key, ascii, sizeof norm_ascii_key);
+    norm_ascii_state = ok ? 1 : 2;
+    return ok;
+}
+
+/* norm_impl for ASCII text with the byte map: writes the normalised text to dst (len bytes),
+ * returns its length.  Deleted characters (apostrophes: rare) take a branch. */
+static inline Py_ssize_t norm_ascii(const Py_UCS1 *restrict p, Py_ssize_t len, uint8_t *restrict dst)
+{
+    const uint8_t *bval = norm_bval;
+    Py_ssize_t n = 0;
+    size_t last = 1; /* the previous kept character was a separator (or none yet) */
+    for (Py_ssize_t i = 0; i < len; i++) {
+        uint8_t v = bval[p[i]];
+        if (__builtin_expect(v == NORM_DEL, 0))
+            continue;
+        size_t sep = v == ' ';
+        dst[n] = v;
+        n += (sep & last) ^ 1;
+        last = sep;
+    }
+    if (n > 0 && dst[n - 1] == ' ')
+        n--;
+    return n;
+}
+
 /* normalise(texts, table, ascii) -> list[str]: mapped, separator runs -> one space, stripped. */
 static PyObject *k_normalise(PyObject *self, PyObject *args)
 {
@@ -529,7 +583,8 @@ static PyObject *k_normalise(PyObject *self, PyObject *args)
     if (get_buf(otable, &bt, 4, 0x110000, 0, "table") < 0 || get_buf(oascii, &ba, 4, 128, 0, "ascii") < 0)
         goto fail;
     Map m;
-    map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)ba.view.buf);
+    int have_map = 0; /* map_init only for a text the ASCII fast path does not take */
+    int fast = norm_fast_ok((const uint32_t *)ba.view.buf);
     Py_ssize_t nd = PyList_GET_SIZE(texts);
     out = PyList_New(nd);
     if (!out)
@@ -542,6 +597,31 @@ static PyObject *k_normalise(PyObject *self, PyObject *args)
         const void *data = PyUnicode_DATA(s);
         Py_ssize_t len = PyUnicode_GET_LENGTH(s);
         PyObject *r;
+        if (fast && PyUnicode_IS_ASCII(s)) {
+            /* straight into the str: never longer than the input, shrunk when shorter */
+            r = PyUnicode_New(len, 127);
+            if (!r)
+                goto fail;
+            Py_ssize_t n = norm_ascii((const Py_UCS1 *)data, len, PyUnicode_1BYTE_DATA(r));
+            if (n < len) {
+                if (n == 0) {
+                    Py_DECREF(r);
+                    r = PyUnicode_New(0, 0); /* the empty-string singleton */
+                    if (!r)
+                        goto fail;
+                } else {
+                    PyUnicode_1BYTE_DATA(r)[n] = 0;
+                    if (PyUnicode_Resize(&r, n) < 0)
+                        goto fail;
+                }
+            }
+            PyList_SET_ITEM(out, d, r);
+            continue;
+        }
+        if (!have_map) {
+            map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)ba.view.buf);
+            have_map = 1;
+        }
         if (len > cap) {
             PyMem_Free(buf);
             cap = len;
@@ -969,63 +1049,192 @@ static int cmp_u64(const void *x, const void *y)
 
 typedef struct {
     uint64_t key;
-    int32_t last;  /* paragraph that last added this word, plus one; 0 = empty slot */
+    uint32_t last; /* base + paragraph that last added this word + 1; <= base = empty slot */
     int32_t head;  /* newest posting node */
 } wp_slot;
 
+/* The hash table is kept between calls (zeroing ~32 KB a call, with calloc, was ~26k
+ * instructions an article): each call takes a fresh range of stamps above wp_base, so slots
+ * written by earlier calls (last <= base) read as empty.  Zeroed again only when the stamps
+ * would wrap or the table grows.  Tables above WP_KEEP_SLOTS are a per-call calloc as
+ * before, and so is a call made while the kept table is in use (wp_busy: cannot happen
+ * under the GIL today, as nothing in the table pass calls back into Python). */
+#define WP_KEEP_SLOTS ((size_t)1 << 16)
+static wp_slot *wp_keep;
+static size_t wp_keep_cap;
+static uint32_t wp_base;
+static int wp_busy;
+
+/* Word hashes: only their equality matters (the pairs depend on which words are equal), so
+ * any function of the word's code points that does not collide gives the same pairs.  A word
+ * of code points all below 256 (every word of a 1-byte text) hashes its bytes: up to 16 bytes
+ * as two zero-padded little-endian 64-bit loads and the length, folded by one 64x64->128-bit
+ * multiply; longer words chain 8-byte chunks.  Other words keep the polynomial hash
+ * sum (c_k + 1) X**k (cannot equal a byte word: different code points).  The byte form in
+ * the 1-byte loop and in wp_bytes_hash (used for the words of 2- and 4-byte texts) is the
+ * same function: a word hashes the same in a 1-byte text and in a wider one. */
+static const uint64_t WP_K0 = 0xA0761D6478BD642FULL, WP_K1 = 0xE7037ED1A0B428DBULL,
+                      WP_K2 = 0x8EBC6AF09C88C6E3ULL, WP_K3 = 0x589965CC75374CC3ULL;
+
+static inline uint64_t wp_fold(uint64_t a, uint64_t b)
+{
+    unsigned __int128 p = (unsigned __int128)a * b;
+    return (uint64_t)p ^ (uint64_t)(p >> 64);
+}
+
+static inline uint64_t wp_short(uint64_t lo, uint64_t hi, uint64_t len)
+{
+    return wp_fold(lo ^ WP_K0, hi ^ (len * WP_K2) ^ WP_K1);
+}
+
+static inline uint64_t wp_load_pad(const uint8_t *p, size_t n) /* n <= 8 bytes, zero-padded */
+{
+    uint64_t x = 0;
+    memcpy(&x, p, n);
+    return x;
+}
+
+/* any length >= 17: 8-byte chunks, the last zero-padded */
+static uint64_t wp_long(const uint8_t *p, size_t len)
+{
+    uint64_t h = wp_fold(len ^ WP_K3, WP_K2);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        h = wp_fold(h ^ x ^ WP_K0, WP_K1) + i;
+    }
+    if (i < len)
+        h = wp_fold(h ^ wp_load_pad(p + i, len - i) ^ WP_K0, WP_K1) + i;
+    return wp_fold(h ^ WP_K3, WP_K2 ^ len);
+}
+
+static inline uint64_t wp_bytes_hash(const uint8_t *p, size_t len)
+{
+    if (len > 16)
+        return wp_long(p, len);
+    uint64_t lo = wp_load_pad(p, len < 8 ? len : 8);
+    uint64_t hi = len > 8 ? wp_load_pad(p + 8, len - 8) : 0;
+    return wp_short(lo, hi, len);
+}
+
+/* byte masks of the first n bytes of a 64-bit word, n = 0..8 */
+static const uint64_t WP_MASK[9] = {0, 0xFFULL, 0xFFFFULL, 0xFFFFFFULL, 0xFFFFFFFFULL,
+                                    0xFFFFFFFFFFULL, 0xFFFFFFFFFFFFULL, 0xFFFFFFFFFFFFFFULL,
+                                    0xFFFFFFFFFFFFFFFFULL};
+
+/* Scratch of wp_hash_words (the text copied with padding); grown as needed, GIL held. */
+static uint8_t *wp_pad_buf;
+static size_t wp_pad_cap;
+
+/* Words of a 1-byte text: a bit mask of its spaces, 64 bytes at a time (SSE2 compares), and
+ * one hash a space (the word before it, skipped if empty: runs of spaces, which normalised
+ * text does not have, give no empty words).  The text is copied into a buffer with a space
+ * after it (ending the last word) and zero bytes beyond, so the 16-byte loads of a word and
+ * the 64-byte mask loads stay inside it.  No branch on a word's length below 17 bytes. */
+static Py_ssize_t wp_words_1byte(const uint8_t *src, Py_ssize_t len, uint64_t *out)
+{
+    size_t need = (size_t)len + 1 + 64 + 16;
+    if (need > wp_pad_cap) {
+        size_t cap = need < 4096 ? 4096 : need * 2;
+        uint8_t *nb = (uint8_t *)PyMem_Realloc(wp_pad_buf, cap);
+        if (!nb)
+            return -1;
+        wp_pad_buf = nb;
+        wp_pad_cap = cap;
+    }
+    uint8_t *p = wp_pad_buf;
+    memcpy(p, src, (size_t)len);
+    p[len] = ' ';
+    memset(p + len + 1, 0, 64 + 16);
+    Py_ssize_t pos = 0;
+    size_t s = 0; /* start of the current word */
+    const __m128i sp = _mm_set1_epi8(' ');
+    for (size_t base = 0; base <= (size_t)len; base += 64) {
+        const __m128i *q = (const __m128i *)(const void *)(p + base);
+        uint64_t m = (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q), sp))
+                     | (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 1), sp)) << 16
+                     | (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 2), sp)) << 32
+                     | (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 3), sp)) << 48;
+        while (m) {
+            size_t e = base + (size_t)__builtin_ctzll(m);
+            m &= m - 1;
+            size_t wl = e - s;
+            uint64_t h;
+            if (__builtin_expect(wl <= 16, 1)) {
+                uint64_t lo, hi;
+                memcpy(&lo, p + s, 8);
+                memcpy(&hi, p + s + 8, 8);
+                size_t nlo = wl < 8 ? wl : 8;
+                lo &= WP_MASK[nlo];
+                hi &= WP_MASK[wl - nlo];
+                h = wp_short(lo, hi, wl);
+            } else {
+                h = wp_long(p + s, wl);
+            }
+            out[pos] = h;
+            pos += wl != 0;
+            s = e + 1;
+        }
+    }
+    return pos;
+}
+
+/* Words of a 2- or 4-byte text (generic loop); returns their count. */
+static Py_ssize_t wp_words_wide(int kind, const void *data, Py_ssize_t len, uint64_t *out)
+{
+    Py_ssize_t pos = 0, i = 0;
+    uint8_t small[64];
+    while (i < len) {
+        while (i < len && read_cp(kind, data, i) == ' ')
+            i++;
+        if (i >= len)
+            break;
+        Py_ssize_t j = i;
+        uint32_t mx = 0;
+        while (j < len) {
+            uint32_t c = read_cp(kind, data, j);
+            if (c == ' ')
+                break;
+            mx |= c;
+            j++;
+        }
+        Py_ssize_t wl = j - i;
+        uint64_t h;
+        if (mx < 256) {
+            uint8_t *b = small;
+            if (wl > (Py_ssize_t)sizeof small) {
+                b = (uint8_t *)PyMem_Malloc((size_t)wl);
+                if (!b)
+                    return -1;
+            }
+            for (Py_ssize_t k = 0; k < wl; k++)
+                b[k] = (uint8_t)read_cp(kind, data, i + k);
+            h = wp_bytes_hash(b, (size_t)wl);
+            if (b != small)
+                PyMem_Free(b);
+        } else {
+            uint64_t ph = 0;
+            for (Py_ssize_t k = 0; k < wl; k++)
+                ph += ((uint64_t)read_cp(kind, data, i + k) + 1) * (k < NPOW ? POW[k] : pow_slow(k));
+            h = fmix64(ph);
+        }
+        out[pos++] = h;
+        i = j;
+    }
+    return pos;
+}
+
+/* the words of one text as hashes into out (at most len / 2 + 1 of them, and out has one slot
+   more); -1 when out of memory */
 static Py_ssize_t wp_hash_words(PyObject *s, uint64_t *out)
 {
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(s), pos = 0;
-    uint64_t h = 0;
-    Py_ssize_t k = 0; /* characters of the current word so far */
-    /* sum (c_k + 1) X**k, then fmix64: any hash without collisions gives the same pairs.  The
-       powers come from the POW table, so there is no serial multiply chain per character (an
-       FNV-style h = (h + c) * P was most of this function's time). */
-#define WP_LOOP(READ)                                                        \
-    for (Py_ssize_t i = 0; i < len; i++) {                                   \
-        uint32_t c = (READ);                                                 \
-        if (c == ' ') {                                                      \
-            if (k)                                                           \
-                out[pos++] = fmix64(h);                                      \
-            h = 0;                                                           \
-            k = 0;                                                           \
-        } else {                                                             \
-            h += ((uint64_t)c + 1) * (__builtin_expect(k < NPOW, 1) ? POW[k] : pow_slow(k)); \
-            k++;                                                             \
-        }                                                                    \
-    }
-    if (kind == PyUnicode_1BYTE_KIND && len < NPOW) {
-        /* Branch-free (word ends are unpredictable, a mispredict a word cost more than the
-           hashing): every space stores the running hash, only a space advances pos, and the
-           hashes are finished in a second pass (runs of spaces, which normalised text does not
-           have, still give no empty words).  Words are shorter than NPOW here. */
-        const Py_UCS1 *p = (const Py_UCS1 *)data;
-        for (Py_ssize_t i = 0; i < len; i++) {
-            uint64_t c = p[i];
-            uint64_t sp = c == ' ';
-            uint64_t keep = sp - 1; /* all ones inside a word */
-            out[pos] = h;
-            pos += sp & (k != 0);
-            h = (h + (c + 1) * POW[k]) & keep;
-            k = (k + 1) & (Py_ssize_t)keep;
-        }
-        if (k)
-            out[pos++] = h;
-        for (Py_ssize_t i = 0; i < pos; i++)
-            out[i] = fmix64(out[i]);
-        return pos;
-    } else if (kind == PyUnicode_1BYTE_KIND) {
-        const Py_UCS1 *p = (const Py_UCS1 *)data;
-        WP_LOOP(p[i])
-    } else {
-        WP_LOOP(read_cp(kind, data, i))
-    }
-#undef WP_LOOP
-    if (k)
-        out[pos++] = fmix64(h);
-    return pos;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    if (kind == PyUnicode_1BYTE_KIND)
+        return wp_words_1byte((const uint8_t *)data, len, out);
+    return wp_words_wide(kind, data, len, out);
 }
 
 static int wp_emit(PyObject *out, Py_ssize_t k, Py_ssize_t m)
@@ -1081,7 +1290,7 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     }
     uint64_t *words = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (total + 1));
     Py_ssize_t *start = (Py_ssize_t *)PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
-    wp_slot *table = NULL;
+    wp_slot *table = NULL, *ktable = NULL; /* ktable: the table in use (table or wp_keep) */
     int32_t *node_para = NULL, *node_next = NULL, *inter = NULL, *distinct = NULL;
     if (!words || !start) {
         PyErr_NoMemory();
@@ -1090,20 +1299,53 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     Py_ssize_t pos = 0;
     for (Py_ssize_t d = 0; d < n; d++) {
         start[d] = pos;
-        if (need[d])
-            pos += wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
+        if (need[d]) {
+            Py_ssize_t nw = wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
+            if (nw < 0) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            pos += nw;
+        }
     }
     start[n] = pos;
     if (n <= WP_TABLE_MAX_PARAS) {
         size_t cap = 16;
         while (cap < (size_t)(2 * pos + 2))
             cap <<= 1;
-        table = (wp_slot *)PyMem_Calloc(cap, sizeof(wp_slot));
+        uint32_t base = 0;
+        if (cap <= WP_KEEP_SLOTS && !wp_busy) {
+            if (cap > wp_keep_cap) {
+                PyMem_Free(wp_keep);
+                wp_keep_cap = 0;
+                wp_keep = (wp_slot *)PyMem_Calloc(cap, sizeof(wp_slot));
+                if (!wp_keep) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                wp_keep_cap = cap;
+                wp_base = 0;
+            } else if (wp_base > UINT32_MAX - (uint32_t)n - 2) {
+                memset(wp_keep, 0, wp_keep_cap * sizeof(wp_slot));
+                wp_base = 0;
+            }
+            base = wp_base;
+            wp_base += (uint32_t)n + 1;
+            ktable = wp_keep;
+            wp_busy = 1;
+        } else {
+            table = (wp_slot *)PyMem_Calloc(cap, sizeof(wp_slot));
+            if (!table) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            ktable = table;
+        }
         node_para = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (pos + 1));
         node_next = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (pos + 1));
         inter = (int32_t *)PyMem_Calloc((size_t)(n * n), sizeof(int32_t));
         distinct = (int32_t *)PyMem_Calloc((size_t)n, sizeof(int32_t));
-        if (!table || !node_para || !node_next || !inter || !distinct) {
+        if (!node_para || !node_next || !inter || !distinct) {
             PyErr_NoMemory();
             goto fail;
         }
@@ -1112,12 +1354,12 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
             for (Py_ssize_t i = start[d]; i < start[d + 1]; i++) {
                 uint64_t w = words[i];
                 size_t at = (size_t)w & (cap - 1);
-                while (table[at].last && table[at].key != w)
+                while (ktable[at].last > base && ktable[at].key != w)
                     at = (at + 1) & (cap - 1);
-                wp_slot *e = &table[at];
-                if (e->last == d + 1)
+                wp_slot *e = &ktable[at];
+                if (e->last == base + (uint32_t)d + 1)
                     continue;  /* repeated inside this paragraph */
-                if (e->last) {
+                if (e->last > base) {
                     for (int32_t nd = e->head; nd >= 0; nd = node_next[nd])
                         inter[d * n + node_para[nd]]++;
                     node_next[nodes] = e->head;
@@ -1127,10 +1369,13 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
                 }
                 node_para[nodes] = (int32_t)d;
                 e->head = nodes++;
-                e->last = (int32_t)(d + 1);
+                e->last = base + (uint32_t)d + 1;
                 distinct[d]++;
             }
         }
+        if (ktable == wp_keep)
+            wp_busy = 0;
+        ktable = NULL;
         for (Py_ssize_t k = 1; k < n; k++)
             for (Py_ssize_t m = 0; m < k; m++) {
                 if (!wp_lengths_ok(norms, k, m, threshold))
@@ -1186,6 +1431,8 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
 fail:
     Py_CLEAR(out);
 done:
+    if (ktable && ktable == wp_keep)
+        wp_busy = 0;
     PyMem_Free(words);
     PyMem_Free(start);
     PyMem_Free(table);
