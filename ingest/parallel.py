@@ -164,8 +164,11 @@ class Workers:
                 for chunk in it:
                     yield fn(chunk, *args)
             return
-        warming = self._pool is None  # the workers start now (fork server, imports): ~0.5 s
+        starting = self._pool is None
         pool = self._start()
+        # Workers from a fork server take ~0.5 s to start (imports): the parent works meanwhile.
+        # Forked ones are ready at once, and a parent doing chunks too would only compete with them.
+        warming = starting and pool._mp_context.get_start_method() != "fork"  # type: ignore[attr-defined]
         pending: deque[Future[list[R]]] = deque()
         limit = self.workers * 3
         first_jobs: list[Future[list[R]]] = []
