@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import multiprocessing
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -95,7 +96,8 @@ def _start_method() -> str:
     server that imported the worker code once (ready after ~0.3 s; spawning each worker costs
     ~0.5 s of imports). Only the start-up differs: results do not depend on it."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    # (Linux only: on macOS a forked child of a process that loaded system frameworks may crash.)
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
         return "fork"
     return "forkserver" if "forkserver" in methods else "spawn"
 
