@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
 
 TMP_MARKER = ".thresher-tmp-"
+SYNC_BEHIND = 32 << 20  # bytes written between background flushes to disk (write_raw)
 
 
 class OutputError(Exception):
@@ -30,6 +32,9 @@ class AtomicOutput:
         self.count = 0
         self._tmp: Path | None = None
         self._fh: BinaryIO
+        self._unsynced = 0
+        self._syncer: threading.Thread | None = None
+        self._sync_error: OSError | None = None
         if path == "-":
             self._fh = sys.stdout.buffer
             return
@@ -62,7 +67,7 @@ class AtomicOutput:
         self.count += len(lines)
 
     def write_raw(self, data: bytes, lines: int) -> None:
-        """Write `lines` lines already joined, each ending in a newline."""
+        """Write `lines` lines already joined, each ending in a newline (the corpus pass)."""
         try:
             self._fh.write(data)
         except BrokenPipeError:
@@ -70,6 +75,39 @@ class AtomicOutput:
         except OSError as exc:
             raise OutputError(self._failed(exc)) from exc
         self.count += lines
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_BEHIND and self._tmp is not None:
+            self._sync_behind()
+
+    def _sync_behind(self) -> None:
+        """Have the bytes written so far go to disk in the background, so that `commit`'s
+        fsync has little left to wait for (it flushed the whole ~170 MB corpus of a 50k run
+        at the end, ~0.15 s of serial time). At most one flush at a time."""
+        if self._syncer is not None and self._syncer.is_alive():
+            return
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise OutputError(self._failed(exc)) from exc
+        self._unsynced = 0
+        self._syncer = threading.Thread(target=self._fdatasync, args=(self._fh.fileno(),),
+                                        name="thresher-sync", daemon=True)
+        self._syncer.start()
+
+    def _fdatasync(self, fd: int) -> None:
+        # Linux reports a failed write-back once per open file: keep it for commit to raise.
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self._sync_error = exc
+
+    def _join_syncer(self) -> None:
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
+        error, self._sync_error = self._sync_error, None
+        if error is not None:
+            raise error
 
     def write_line(self, line: bytes) -> None:
         try:
@@ -92,6 +130,7 @@ class AtomicOutput:
             raise OutputError(self._failed(exc)) from exc
         try:
             if self._tmp is not None:
+                self._join_syncer()
                 os.fsync(self._fh.fileno())
                 self._fh.close()
                 os.replace(self._tmp, self.path)
@@ -108,6 +147,10 @@ class AtomicOutput:
         """Throw the partial output away (the final name is never touched)."""
         if self._tmp is None:
             return
+        try:
+            self._join_syncer()
+        except OSError:
+            pass  # thrown away anyway
         try:
             self._fh.close()
         except OSError:
