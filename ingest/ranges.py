@@ -14,6 +14,7 @@ formats are read by `readers.read_source` as before.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,6 +45,9 @@ def splittable(source: Source) -> bool:
     if source.path is None or source.format != "jsonl" or source.single_article:
         return False
     try:
+        # A regular file only: a pipe (`<(zcat dump.jsonl.gz)`) can be read once, and from the start.
+        if not stat.S_ISREG(os.stat(source.path).st_mode):
+            return False
         with open(source.path, "rb") as fh:
             head = fh.read(_SNIFF)
     except OSError:

@@ -91,3 +91,31 @@ def test_a_file_changed_under_the_run_is_an_error_naming_it(tmp_path: Path) -> N
     path.write_bytes(b"\n" + LINES[0] * 4)  # same records, shifted by a blank line
     with pytest.raises(InputError, match=r"grows.jsonl: the file changed while it was read"):
         list(range_records(first, ReaderOptions(), {}))
+
+
+def test_a_pipe_is_read_once_by_the_stream_reader(tmp_path: Path) -> None:
+    """`thresher ingest --format jsonl <(zcat dump.jsonl.gz)`: a named pipe is no file to split
+    (sniffing its head would eat it); every record arrives."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    body = b"".join(LINES[:2] * 50)
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(body)
+
+    items: list[object] = []
+    threads = [threading.Thread(target=feed, daemon=True),
+               threading.Thread(target=lambda: items.extend(read_ranges(Source("pipe", fifo, "jsonl"),
+                                                                        ReaderOptions(), 128)), daemon=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert not any(t.is_alive() for t in threads), "reading the pipe hung (its head was eaten by a sniff)"
+    assert not any(isinstance(i, LineRange) for i in items)
+    ids = [parse_raw_line(i, ReaderOptions()).fields["id"] for i in items]  # type: ignore[arg-type]
+    assert ids == [x for k in range(50) for x in ("a", f"pipe:{2 * k + 2}")]
