@@ -47,7 +47,14 @@ def progress_bar(console: Console, enabled: bool) -> Iterator[ProgressFn]:
     if not enabled or not console.is_terminal:
         yield lambda stage, n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     columns = (SpinnerColumn(), TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
                _rate_column(), TimeElapsedColumn())

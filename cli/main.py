@@ -15,8 +15,16 @@ import click
 from cli.display import print_explanations, print_summary, progress_bar, stderr_console
 from cli.index_cmd import index, index_options
 from dedupe.config import DedupeConfig
-from ingest.pipeline import KEEP_POLICIES, AccountingError, BadInput, IngestOptions, Outputs, Summary, run_ingest
 from ingest.index_store import IndexStoreError
+from ingest.pipeline import (
+    KEEP_POLICIES,
+    AccountingError,
+    BadInput,
+    IngestOptions,
+    Outputs,
+    Summary,
+    run_ingest,
+)
 from ingest.readers import ReaderOptions
 from ingest.sources import FORMATS, InputError, expand_inputs
 from ingest.writers import AtomicOutput, OutputError, write_json_atomically

@@ -27,7 +27,6 @@ from .index import band_keys, candidate_pairs, lsh_params
 from .minhash import text_signatures
 from .shingles import normalise_many
 
-
 # Near-variant grouping (MinHash) is for furniture: headers, footers, prompts, captions, whose
 # variants differ by a name or a date. Longer paragraphs are counted by their exact normalised
 # text only (digits are already unified), which keeps observing cheap on body text: signing

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from array import array
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,8 +31,16 @@ import orjson
 from dedupe.clusters import Clusters, Link, NearDuplicateFinder
 from dedupe.config import DedupeConfig
 from dedupe.recurring import RecurringParagraphs
-from ingest.clean import (EMPTY_AFTER_CLEANING, REPEATED, Chunk, CleanSettings, Signed, SignedChunk,
-                          clean_sample_chunk, sign_chunk_packed)
+from ingest.clean import (
+    EMPTY_AFTER_CLEANING,
+    REPEATED,
+    Chunk,
+    CleanSettings,
+    Signed,
+    SignedChunk,
+    clean_sample_chunk,
+    sign_chunk_packed,
+)
 from ingest.parallel import Workers, tune_malloc, worker_context
 from ingest.ranges import LineRange, read_ranges
 from ingest.readers import ReaderOptions
