@@ -421,6 +421,29 @@ static Py_ssize_t text_units(PyObject *s, const Map *m, int char_mode, uint64_t 
     }
 }
 
+/* The n-gram hashes of one text into g (unsorted, repeats kept; n = min(ngram, units)); returns
+ * their count. units: scratch for len(s) + 1 units. Shared by shingle, shingle_sign, sign_texts. */
+static Py_ssize_t text_grams(PyObject *s, const Map *m, int char_mode, int ngram, const uint64_t *w,
+                             uint64_t *units, uint32_t *g)
+{
+    Py_ssize_t nu = text_units(s, m, char_mode, units);
+    if (nu <= 0)
+        return 0;
+    int n = ngram < nu ? ngram : (int)nu;
+    Py_ssize_t k = nu - n + 1;
+    if (n == 5) {
+        grams5(units, k, w, g);
+    } else {
+        for (Py_ssize_t i = 0; i < k; i++) {
+            uint64_t x = 0;
+            for (int j = 0; j < n; j++)
+                x += units[i + j] * w[j & 63];
+            g[i] = (uint32_t)(fmix64(x) >> 32);
+        }
+    }
+    return k;
+}
+
 static int check_str(PyObject *s)
 {
     if (!PyUnicode_Check(s)) {
@@ -479,27 +502,9 @@ static PyObject *k_shingle(PyObject *self, PyObject *args)
     }
     Py_ssize_t pos = 0;
     for (Py_ssize_t d = 0; d < nd; d++) {
-        PyObject *s = PyList_GET_ITEM(texts, d);
-        Py_ssize_t nu = text_units(s, &m, char_mode, units);
         uint32_t *g = out + pos;
-        Py_ssize_t k = 0;
-        if (nu > 0) {
-            int n = ngram;
-            if (nu < n)
-                n = (int)nu;
-            k = nu - n + 1;
-            if (n == 5) {
-                grams5(units, k, w, g);
-            } else {
-                for (Py_ssize_t i = 0; i < k; i++) {
-                    uint64_t x = 0;
-                    for (int j = 0; j < n; j++)
-                        x += units[i + j] * w[j & 63];
-                    g[i] = (uint32_t)(fmix64(x) >> 32);
-                }
-            }
-            k = sort_unique_u32(g, tmp, cnt, k);
-        }
+        Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
+        k = sort_unique_u32(g, tmp, cnt, k);
         counts[d] = k;
         pos += k;
     }
@@ -905,19 +910,8 @@ static PyObject *k_sign_texts(PyObject *self, PyObject *args)
         goto done;
     }
     for (Py_ssize_t d = 0; d < nd; d++) {
-        PyObject *s = PyList_GET_ITEM(texts, d);
-        Py_ssize_t nu = text_units(s, &m, char_mode, units);
-        Py_ssize_t k = 0;
-        if (nu > 0) {
-            int n = ngram < nu ? ngram : (int)nu;
-            k = nu - n + 1;
-            for (Py_ssize_t i = 0; i < k; i++) {
-                uint64_t x = 0;
-                for (int j = 0; j < n; j++)
-                    x += units[i + j] * w[j & 63];
-                g[i] = fmix32((uint32_t)(fmix64(x) >> 32));
-            }
-        }
+        Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
+        fmix32_many(g, g, k);
         minhash_doc(g, k, (const uint32_t *)ba.view.buf, (const uint32_t *)bb.view.buf, (int)nperm,
                     (uint32_t *)bs.view.buf + d * nperm);
     }
@@ -988,24 +982,8 @@ static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
         goto done;
     }
     for (Py_ssize_t d = 0; d < nd; d++) {
-        PyObject *s = PyList_GET_ITEM(texts, d);
-        Py_ssize_t nu = text_units(s, &m, char_mode, units);
-        Py_ssize_t k = 0;
-        if (nu > 0) {
-            int n = ngram < nu ? ngram : (int)nu;
-            k = nu - n + 1;
-            if (n == 5) {
-                grams5(units, k, w, g);
-            } else {
-                for (Py_ssize_t i = 0; i < k; i++) {
-                    uint64_t x = 0;
-                    for (int j = 0; j < n; j++)
-                        x += units[i + j] * w[j & 63];
-                    g[i] = (uint32_t)(fmix64(x) >> 32);
-                }
-            }
-            k = sort_unique_u32(g, tmp, cnt, k);
-        }
+        Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
+        k = sort_unique_u32(g, tmp, cnt, k);
         sizes[d] = k;
         fmix32_many(g, g, k);
         minhash_doc(g, k, pa, pb, (int)nperm, sigs + d * nperm);
