@@ -33,3 +33,20 @@ def read_jsonl(path: Path | str) -> list[dict]:
 
 def parse_stdout(result: Result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line]
+
+
+def word_pairs_reference(texts: list[str], threshold: float, pre: float) -> list[tuple[int, int]]:
+    """The definition the C kernel `word_pairs` implements: the (k, m), m < k, of paragraphs of
+    comparable lengths whose word-set Jaccard is >= pre (exact sets)."""
+    out = []
+    for k in range(len(texts)):
+        for m in range(k):
+            a, b = len(texts[k]), len(texts[m])
+            if min(a, b) < threshold * max(a, b):
+                continue
+            wk, wm = set(texts[k].split(" ")) - {""}, set(texts[m].split(" ")) - {""}
+            inter = len(wk & wm)
+            if inter < pre * (len(wk) + len(wm) - inter):
+                continue
+            out.append((k, m))
+    return out

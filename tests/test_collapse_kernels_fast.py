@@ -15,24 +15,10 @@ import numpy as np
 import pytest
 
 from dedupe import shingles
+from tests.conftest import word_pairs_reference
 
 pytestmark = pytest.mark.skipif(shingles._kernels is None, reason="C kernels not built")
 K = shingles._kernels
-
-
-def _ref_pairs(norms, threshold, pre):
-    out = []
-    for k in range(len(norms)):
-        for m in range(k):
-            a, b = len(norms[k]), len(norms[m])
-            if min(a, b) < threshold * max(a, b):
-                continue
-            wk, wm = set(norms[k].split(" ")) - {""}, set(norms[m].split(" ")) - {""}
-            inter = len(wk & wm)
-            if inter < pre * (len(wk) + len(wm) - inter):
-                continue
-            out.append((k, m))
-    return out
 
 
 _EDGE = [
@@ -119,7 +105,7 @@ def test_word_pairs_against_reference(many):
         n = rng.randint(250, 300) if many else rng.randint(0, 9)
         paras = _paragraphs(rng, vocab, n, wide=rng.random() < 0.3)
         for thr, pre in ((0.8, 0.5), (0.5, 0.2), (0.0, 0.0)):
-            assert K.word_pairs(paras, thr, pre) == _ref_pairs(paras, thr, pre)
+            assert K.word_pairs(paras, thr, pre) == word_pairs_reference(paras, thr, pre)
 
 
 def test_word_pairs_same_word_in_narrow_and_wide_texts():
@@ -128,7 +114,7 @@ def test_word_pairs_same_word_in_narrow_and_wide_texts():
     texts = [words, words + " ā", words + " 😀", words + " é"]
     assert {type(t) for t in texts} == {str}
     for pre in (0.7, 0.8):
-        assert K.word_pairs(texts, 0.0, pre) == _ref_pairs(texts, 0.0, pre)
+        assert K.word_pairs(texts, 0.0, pre) == word_pairs_reference(texts, 0.0, pre)
     assert len(K.word_pairs(texts, 0.0, 0.7)) == 6
 
 
@@ -136,7 +122,7 @@ def test_word_pairs_unnormalised_spacing_and_edges():
     paras = ["", " ", "a", "a  b", " a b ", "a b", "b   a   ", "x" * 5000, "x" * 5000 + " y",
              ("w " * 2000).strip(), "w", "\x00 a", "a \x00", "a\x00 b", "a b\x00"]
     for thr, pre in ((0.0, 0.0), (0.0, 0.5), (0.8, 0.5), (0.0, 1.0)):
-        assert K.word_pairs(paras, thr, pre) == _ref_pairs(paras, thr, pre)
+        assert K.word_pairs(paras, thr, pre) == word_pairs_reference(paras, thr, pre)
 
 
 def test_word_pairs_table_reuse_across_sizes():
@@ -144,10 +130,10 @@ def test_word_pairs_table_reuse_across_sizes():
     rng = random.Random(5)
     vocab = _vocab(rng)
     cases = [_paragraphs(rng, vocab, rng.choice([2, 5, 40, 120, 256, 257])) for _ in range(40)]
-    want = [_ref_pairs(c, 0.8, 0.5) for c in cases]
+    want = [word_pairs_reference(c, 0.8, 0.5) for c in cases]
     for _ in range(2):
         assert [K.word_pairs(c, 0.8, 0.5) for c in cases] == want
     big = [" ".join(rng.choice(vocab) + str(i) for i in range(20000)) for _ in range(3)]
     big.append(big[0])
-    assert K.word_pairs(big, 0.8, 0.5) == _ref_pairs(big, 0.8, 0.5)
+    assert K.word_pairs(big, 0.8, 0.5) == word_pairs_reference(big, 0.8, 0.5)
     assert [K.word_pairs(c, 0.8, 0.5) for c in cases] == want

@@ -9,26 +9,11 @@ import pytest
 
 from dedupe import shingles
 from dedupe.config import DedupeConfig
+from tests.conftest import word_pairs_reference
 
 pytestmark = pytest.mark.skipif(shingles._kernels is None, reason="C kernels not built")
 
 _VOCAB = "storm river police court budget school market rain train fire vote team café 日本 ΩΣ".split()
-
-
-def _python_pairs(texts: list[str], threshold: float, pre: float) -> list[tuple[int, int]]:
-    """word_pairs' definition: comparable lengths and word-set Jaccard >= pre (exact sets)."""
-    out = []
-    for k in range(len(texts)):
-        for m in range(k):
-            a, b = len(texts[k]), len(texts[m])
-            if min(a, b) < threshold * max(a, b):
-                continue
-            wk, wm = set(texts[k].split(" ")) - {""}, set(texts[m].split(" ")) - {""}
-            inter = len(wk & wm)
-            if inter < pre * (len(wk) + len(wm) - inter):
-                continue
-            out.append((k, m))
-    return out
 
 
 def _paragraphs(rng: random.Random, sep: str) -> list[str]:
@@ -51,13 +36,13 @@ def test_word_pairs_any_spacing_and_script(sep):
         paras = _paragraphs(rng, sep)
         if rng.random() < 0.3:
             paras = [" " + p + " " for p in paras]
-        assert shingles._kernels.word_pairs(paras, 0.8, 0.5) == _python_pairs(paras, 0.8, 0.5)
+        assert shingles._kernels.word_pairs(paras, 0.8, 0.5) == word_pairs_reference(paras, 0.8, 0.5)
 
 
 def test_word_pairs_words_longer_than_power_table():
     a = "y" * 5000
     paras = [f"{a} b c", f"{a} b d", f"{'y' * 4999}z b c", "q " * 2000 + "r"]
-    assert shingles._kernels.word_pairs(paras, 0.8, 0.5) == _python_pairs(paras, 0.8, 0.5)
+    assert shingles._kernels.word_pairs(paras, 0.8, 0.5) == word_pairs_reference(paras, 0.8, 0.5)
 
 
 @pytest.mark.parametrize("cfg", [DedupeConfig(), DedupeConfig(ngram=2)])
