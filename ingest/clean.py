@@ -29,7 +29,7 @@ from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import RuleSet
 from ingest.segment import split_paragraphs
-from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_frames
+from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_lines
 from ingest.strip import strip_boilerplate
 
 REPEATED = "repeated_paragraph"
@@ -277,7 +277,7 @@ def _sign(chunk: Chunk | list[Article] | str,
 @dataclass
 class SignedChunk:
     """A chunk's finished items packed for the trip to the parent: where the worker spilled the
-    articles' frames, their index facts in columns, the rejects with their places.
+    articles' corpus lines, their index facts in columns, the rejects with their places.
     Pickling a Signed object (and a numpy row) per article and taking them one by one was
     most of the parent's work per article, which is serial and limits worker scaling."""
 
@@ -300,7 +300,7 @@ class SignedChunk:
 
 
 def sign_chunk_packed(chunk: Chunk | str, detector: RecurringParagraphs | str | None) -> SignedChunk:
-    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent; the frames go to
+    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent; the lines go to
     this process's spill file in the context's ``spill_dir``."""
     out, sigs = _sign(chunk, detector)
     packed = SignedChunk([], [], [], [], [], [], [], sigs, None, [0], [], [], {})
@@ -326,5 +326,5 @@ def sign_chunk_packed(chunk: Chunk | str, detector: RecurringParagraphs | str | 
         packed.bounds.append(end)
     if lines:
         ctx = worker_context()
-        packed.spill = append_frames(ctx["spill_dir"], b"".join(lines), ctx)
+        packed.spill = append_lines(ctx["spill_dir"], b"".join(lines), ctx)
     return packed

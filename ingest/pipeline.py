@@ -270,7 +270,7 @@ def _run(
     index_run: IndexRun | None = None,
 ) -> Summary:
     detector, finder, context = run_setup(options)
-    context["spill_dir"] = spill_dir  # where workers spill their finished frames (ingest/spill.py)
+    context["spill_dir"] = spill_dir  # where workers spill their finished lines (ingest/spill.py)
     records = _read_chunks(sources, options.reader, counter)
     seen_ids: set[str] = set()
     index = _RunIndex()
@@ -311,7 +311,7 @@ def _run(
         for packed in workers.map(sign_chunk_packed, rest(), detector_ref):
             accept_chunk(packed, rejects, seen_ids, index, finder)
             progress("dedupe", len(packed))
-        close_spills(worker_context())  # the frames this process spilled itself (one worker)
+        close_spills(worker_context())  # the lines this process spilled itself (one worker)
         stage("clean_and_sign")
     del seen_ids
 
@@ -509,7 +509,7 @@ def accept(item: Signed | Reject, rejects: _Rejects, seen_ids: set[str], index: 
 def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], index: _RunIndex,
                  finder: NearDuplicateFinder | None) -> None:
     """`accept` for a packed chunk, in input order: rejects and reused ids go to the rejects
-    record; the accepted articles are remembered (with where their frames were spilled) and
+    record; the accepted articles are remembered (with where their lines were spilled) and
     added to the finder in one call. A chunk of fresh ids without rejects (nearly every
     chunk) takes the columns whole."""
     ids = packed.ids

@@ -8,7 +8,8 @@ was most of the parent's serial work per article, and serial work is what stops 
 worker from doubling the speed.
 
 Only plain (uncompressed) JSONL files are split; compressed files, stdin and the other
-formats are read by `readers.read_source` as before.
+formats are read by `readers.read_source` as before. The Ray engine's tasks read their byte
+ranges with `range_records` too (it plans the ranges itself, by bytes).
 """
 
 from __future__ import annotations

@@ -68,10 +68,11 @@ from ingest.pipeline import (
     run_setup,
     summarise,
 )
-from ingest.readers import ReaderOptions, _BINARY_SNIFF, _looks_binary, _stem, parse_jsonl_line, read_source
+from ingest.ranges import LineRange, range_records, splittable
+from ingest.readers import ReaderOptions, _stem, read_source
 from ingest.ray_shuffle import KeyTable, band_key_pieces, part_candidates
 from ingest.records import Article, RawRecord, Reject
-from ingest.sources import MAGIC, Source
+from ingest.sources import Source
 from ingest.writers import TMP_MARKER, AtomicOutput, OutputError
 
 INSTALL_HINT = "ray is not installed: pip install 'thresher[ray]'"
@@ -142,12 +143,21 @@ class Unit:
     start: int = 0
     end: int = 0
     first_number: int = 0  # records before this range in its file
+    count: int = 0  # records in this range
     records: tuple[RawRecord | Reject, ...] = ()
 
 
 def _unit_items(unit: Unit, reader: ReaderOptions) -> Iterator[RawRecord | Reject]:
     if unit.kind == "range":
-        yield from _read_jsonl_range(unit.sources[0], unit.start, unit.end, unit.first_number, reader)
+        # the local engine's byte-range reader (ingest/ranges.py), which checks the count too
+        source, fds = unit.sources[0], {}
+        rng = LineRange(source.name, str(source.path), _stem(source.name), unit.start, unit.end,
+                        unit.first_number, unit.count)
+        try:
+            yield from range_records(rng, reader, fds)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
     elif unit.kind == "sources":
         for source in unit.sources:
             yield from read_source(source, reader)
@@ -167,38 +177,18 @@ def _range_lines(path: Path, start: int, end: int) -> Iterator[bytes]:
             yield raw
 
 
-def _read_jsonl_range(source: Source, start: int, end: int, first_number: int,
-                      options: ReaderOptions) -> Iterator[RawRecord | Reject]:
-    """`readers._read_jsonl` over bytes [start, end) of an uncompressed file whose earlier
-    lines hold `first_number` records (the file is known to be non-empty, not binary)."""
-    stem = _stem(source.name)
-    offset = start
-    number = first_number
-    for raw in _range_lines(source.path, start, end):  # type: ignore[arg-type]
-        begin, offset = offset, offset + len(raw)
-        if not raw.strip():
-            continue
-        number += 1
-        yield parse_jsonl_line(source, raw, number, begin, stem, options)
-
-
 def _count_records(path: str, start: int, end: int) -> int:
     return sum(1 for raw in _range_lines(Path(path), start, end) if raw.strip())
 
 
 def _splittable(source: Source) -> bool:
-    if source.path is None or source.format != "jsonl" or source.single_article:
+    """A plain JSONL file (`ranges.splittable`) large enough to be worth several units."""
+    if not splittable(source):
         return False
     try:
-        if source.path.stat().st_size < SPLIT_MIN_BYTES:
-            return False
-        with open(source.path, "rb") as fh:
-            head = fh.read(_BINARY_SNIFF)
+        return source.path.stat().st_size >= SPLIT_MIN_BYTES  # type: ignore[union-attr]
     except OSError:
         return False  # read_source reports it
-    if any(head.startswith(magic) for magic in MAGIC) or _looks_binary(head):
-        return False
-    return True
 
 
 def _boundaries(path: Path, size: int, step: int) -> list[int]:
@@ -502,7 +492,7 @@ class _RayRun:
             ranges, before = [], 0
             for (a, b), n in zip(zip(cuts, cuts[1:]), counts):
                 if n:
-                    ranges.append(Unit("range", (source,), a, b, before))
+                    ranges.append(Unit("range", (source,), a, b, before, n))
                 before += n
             units[at:at + 1] = ranges
         return units

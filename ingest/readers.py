@@ -266,13 +266,6 @@ def _line_text(raw: bytes) -> tuple[str, int]:
     return text.lstrip("\ufeff").rstrip("\r\n"), bad
 
 
-def parse_jsonl_line(source: Source, raw: bytes, number: int, start: int, stem: str,
-                     options: ReaderOptions) -> RawRecord | Reject:
-    """One non-blank JSONL line → a record or a reject (shared with the Ray engine's
-    byte-range reader, so both engines judge every line the same way)."""
-    return _parse_line(source.name, raw, number, start, stem, options)
-
-
 def parse_raw_line(line: RawLine, options: ReaderOptions) -> RawRecord | Reject:
     """A deferred JSONL line (see `read_source`) → a record or a reject."""
     return _parse_line(line.file, line.raw, line.record, line.offset, line.stem, options)

@@ -1,9 +1,9 @@
 """The spill: finished corpus lines waiting, on disk, for the clusters to be decided.
 
 Each process that finishes articles (a pool worker, or the parent in a one-worker run) appends
-its chunks' frames to a file of its own in the run's temporary folder and tells the parent
+its chunks' corpus lines to a file of its own in the run's temporary folder and tells the parent
 only where they are. The parent never touches the text in the first pass; in the second it
-reads the chunks back in input order. (The frames used to travel back to the parent through a
+reads the chunks back in input order. (The lines used to travel back to the parent through a
 pipe and be written there: ~1 MB a chunk of serial work that kept a second worker from
 paying off.)
 
@@ -25,22 +25,21 @@ SPLICE = len(b',"duplicates":')  # from the end of a line's head to its `[]`
 
 @dataclass(frozen=True)
 class SpillAt:
-    """Where a chunk's frames are: `length` bytes at `offset` of the spill file `path`."""
+    """Where a chunk's lines are: `length` bytes at `offset` of the spill file `path`."""
 
     path: str
     offset: int
     length: int
 
 
-def append_frames(folder: str, blob: bytes, ctx: dict[str, Any]) -> SpillAt:
-    """Append one chunk's frames to this process's spill file in `folder` (opened once per
+def append_lines(folder: str, blob: bytes, ctx: dict[str, Any]) -> SpillAt:
+    """Append one chunk's lines to this process's spill file in `folder` (opened once per
     process and folder, kept in the worker context `ctx`)."""
-    key = ("_spill", folder, os.getpid())
+    path = os.path.join(folder, f"lines-{os.getpid()}.bin")
+    key = ("_spill", path)  # the pid in the name: a forked worker inherits its parent's context
     fd = ctx.get(key)
     if fd is None:
-        path = os.path.join(folder, f"frames-{os.getpid()}.bin")
         fd = ctx[key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    path = os.path.join(folder, f"frames-{os.getpid()}.bin")
     offset = os.lseek(fd, 0, os.SEEK_END)
     view = memoryview(blob)
     while view:
