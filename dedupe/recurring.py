@@ -38,7 +38,7 @@ def _key(norm: str) -> int:
     return xxhash.xxh64_intdigest(norm.encode("utf-8"))
 
 
-Observation = list[tuple[int, int, "str | bytes | None"]]
+Observation = list[tuple[int, int, str | None]]  # (key, length, text to sign or None)
 
 
 def prepare_observation(paragraphs: Iterable[str]) -> Observation:
@@ -79,12 +79,19 @@ def prepare_chunk(articles: Iterable[Iterable[str]], config: DedupeConfig,
     order (the local engine's pool): then the first chunk to hold a key is also the first its
     process saw it in, and carries the signature -- all the parent needs. Recurring paragraphs
     are by definition the ones seen again and again, so this saves most of the signing."""
+    return signed_columns([prepare_observation(paragraphs) for paragraphs in articles], config, sent)
+
+
+def signed_columns(observations: Iterable[Observation], config: DedupeConfig,
+                   sent: set[int] | None = None) -> PreparedChunk:
+    """Prepared observations of several articles (`prepare_observation`) as one `PreparedChunk`,
+    their short paragraphs signed in one batch (``sent``: as in `prepare_chunk`)."""
     keys: list[int] = []
     lengths: list[int] = []
     signed: list[int] = []
     texts: list[str] = []
-    for paragraphs in articles:
-        for k, length, norm in prepare_observation(paragraphs):
+    for observation in observations:
+        for k, length, norm in observation:
             if norm is not None and (sent is None or k not in sent):
                 if sent is not None:
                     sent.add(k)
@@ -138,17 +145,12 @@ class RecurringParagraphs:
 
     def observe(self, paragraphs: Iterable[str]) -> None:
         """Count one article's paragraphs (each distinct normalised paragraph once)."""
-        self.observe_prepared(prepare_observation(paragraphs))
+        self.observe_many([prepare_observation(paragraphs)])
 
-    def observe_prepared(self, prepared: Observation) -> None:
-        """`observe` for an article already passed through `prepare_observation` (which worker
-        processes can do: it is the costly, per-paragraph part)."""
-        texts = [norm for _, _, norm in prepared if norm is not None]
-        sigs = text_signatures(texts, self.config) if texts else np.empty((0, self.config.num_perm), np.uint32)
-        signed = [j for j, (_, _, norm) in enumerate(prepared) if norm is not None]
-        self.observe_chunk(PreparedChunk(np.array([k for k, _, _ in prepared], dtype=np.uint64),
-                                         np.array([n for _, n, _ in prepared], dtype=np.int64),
-                                         np.array(signed, dtype=np.int64), sigs))
+    def observe_many(self, prepared: Iterable[Observation]) -> None:
+        """`observe` for articles already passed through `prepare_observation` (which worker
+        processes can do: it is the costly, per-paragraph part), signed here in one batch."""
+        self.observe_chunk(signed_columns(prepared, self.config))
 
     def observe_chunk(self, chunk: PreparedChunk) -> None:
         """Count the observations of a chunk of articles (`prepare_chunk`), in input order."""

@@ -527,9 +527,7 @@ class _RayRun:
                 cleaned[u] = items_ref
                 observe = _unwrap(ray, observe_ref)
                 w = time.perf_counter()
-                for prepared in observe[: want - seen]:
-                    if prepared is not None:
-                        detector.observe_prepared(prepared)
+                detector.observe_many(p for p in observe[: want - seen] if p is not None)
                 learning += time.perf_counter() - w
                 seen += len(observe)
                 self.progress("clean", len(observe))
