@@ -407,7 +407,8 @@ words_done:;
     return nu;
 }
 
-static Py_ssize_t text_units(PyObject *s, const Map *m, int char_mode, uint64_t *units)
+/* Not inlined into text_grams: inlined there it compiled to ~6% more instructions (callgrind). */
+__attribute__((noinline)) static Py_ssize_t text_units(PyObject *s, const Map *m, int char_mode, uint64_t *units)
 {
     const void *data = PyUnicode_DATA(s);
     Py_ssize_t len = PyUnicode_GET_LENGTH(s);
