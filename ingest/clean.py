@@ -12,7 +12,7 @@ import os
 import pickle
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from ingest.parse import find_date, find_source, normalise_date
 from ingest.ranges import LineRange, range_records
 from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
-from ingest.rules import RuleSet
+from ingest.rules import LazyRules, RuleSet
 from ingest.segment import split_paragraphs
 from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_lines
 from ingest.strip import strip_boilerplate
@@ -39,7 +39,7 @@ EMPTY_AFTER_CLEANING = "empty_after_cleaning"
 
 @dataclass(frozen=True)
 class CleanSettings:
-    rules: RuleSet
+    rules: RuleSet | LazyRules  # a recipe only in a run's context, until `context_settings`
     boilerplate: bool = True
     collapse_paragraphs: bool = True
     paragraph_threshold: float = 0.8
@@ -129,10 +129,19 @@ def chunk_items(chunk: Chunk, ctx: dict[str, Any]) -> Iterable[RawRecord | RawLi
     return chunk
 
 
+def context_settings(ctx: dict[str, Any]) -> CleanSettings:
+    """The worker context's clean settings, their rules built (once a process) when the
+    context holds only the recipe (`rules.LazyRules`)."""
+    settings: CleanSettings = ctx["clean"]
+    if isinstance(settings.rules, LazyRules):
+        settings = ctx["clean"] = replace(settings, rules=settings.rules.build())
+    return settings
+
+
 def clean_chunk(chunk: Chunk) -> list[Article | Reject]:
     """Pass-1 work for one chunk: parse deferred lines, clean every record (rejects pass through)."""
     ctx = worker_context()
-    settings: CleanSettings = ctx["clean"]
+    settings = context_settings(ctx)
     reader: ReaderOptions | None = ctx.get("reader")
     return [_cleaned(item, settings, reader) for item in chunk_items(chunk, ctx)]
 
@@ -243,7 +252,7 @@ def _sign(chunk: Chunk | list[Article] | str,
         chunk = loaded
     ctx: dict[str, Any] = worker_context()
     detector = _detector(detector, ctx)
-    settings: CleanSettings = ctx["clean"]
+    settings = context_settings(ctx)
     config: DedupeConfig | None = ctx.get("dedupe")
     explain: frozenset[str] = ctx.get("explain", frozenset())
     out: list[Signed | Reject] = []

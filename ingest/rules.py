@@ -360,11 +360,13 @@ def check_rule_files(extra_files: Sequence[str | Path]) -> None:
 
 
 class LazyRules:
-    """`load_rules(files)`, built in each process on first use: what a run's parent hands its
-    worker processes. It travels as the recipe, not as ~130 compiled regexes that every worker
-    would compile again when unpickling; the workers' fork server has the built-in rules
-    compiled already (ingest/preload.py), and a parent that never strips itself never builds
-    them at all."""
+    """`load_rules(files)` as a recipe: what a run's parent hands its worker processes. It
+    travels as the recipe, not as ~130 compiled regexes that every worker would compile again
+    when unpickling (unpickled, it is the built `RuleSet`); the workers' fork server has the
+    built-in rules compiled already (ingest/preload.py), and a parent that never strips itself
+    never builds them at all. A worker forked from the parent inherits the recipe itself and
+    builds it once (`ingest.clean.context_settings`): it is not a proxy, since an attribute
+    looked up through one costs ~1 µs, paid on every short paragraph."""
 
     def __init__(self, files: Sequence[str | Path]) -> None:
         self.files = tuple(str(f) for f in files)
@@ -372,10 +374,5 @@ class LazyRules:
     def __reduce__(self) -> tuple[object, tuple[tuple[str, ...]]]:
         return (load_rules, (self.files,))
 
-    def __getattr__(self, name: str) -> object:
-        if name.startswith("__") or name in ("files", "_rules"):
-            raise AttributeError(name)
-        rules = self.__dict__.get("_rules")
-        if rules is None:
-            rules = self.__dict__["_rules"] = load_rules(self.files)
-        return getattr(rules, name)
+    def build(self) -> RuleSet:
+        return load_rules(self.files)

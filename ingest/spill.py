@@ -11,10 +11,15 @@ A chunk's blob is its articles' corpus lines, each ending in a newline, written 
 article had no duplicates (`"duplicates":[]`); the parent keeps each line's start and where
 its `[]` is, so the second pass copies runs of lines whole and splices only the few lines of
 articles that have duplicates.
+
+The second pass also gives the spill's memory back as it goes (`SpillReader`): writing the
+corpus into page-cache pages just freed is ~3x faster than into fresh ones.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -53,20 +58,58 @@ def close_spills(ctx: dict[str, Any]) -> None:
         os.close(ctx.pop(key))
 
 
+_PAGE = 4096
+FREE_EVERY = 1 << 20  # bytes read back between two hole punches
+_PUNCH_HOLE = 0x02 | 0x01  # Linux fallocate: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+
+
+def _fallocate() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # no glibc-style fallocate (macOS, some libcs)
+        return None
+
+
 class SpillReader:
-    """Reads chunks back from any process's spill file (one descriptor per file)."""
+    """Reads chunks back from any process's spill file (one descriptor per file), forward
+    only: each file in the order it was written, as the second pass does. Behind itself it
+    punches out what it has passed, so the pages go back to the kernel for the corpus being
+    written (on a 2-core VM, writing the 50k corpus into fresh page-cache pages took
+    0.22-0.29 s, into pages just freed 0.08-0.09 s). Only a speed setting: where holes cannot
+    be punched (not Linux, a filesystem without them) the spill keeps its pages until the
+    run's temporary folder goes."""
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+        self._freed: dict[str, int] = {}  # per file: bytes from its start given back
+        self._fallocate = _fallocate()
 
     def read(self, at: SpillAt) -> bytes:
         fd = self._fds.get(at.path)
         if fd is None:
-            fd = self._fds[at.path] = os.open(at.path, os.O_RDONLY)
+            fd = self._fds[at.path] = os.open(at.path, os.O_RDWR)  # punching needs write access
+            self._freed[at.path] = 0
+        if at.offset < self._freed[at.path]:
+            raise ValueError(f"spill file {at.path}: byte {at.offset} was read past and given back")
         blob = os.pread(fd, at.length, at.offset)
         if len(blob) != at.length:
             raise OSError(f"spill file {at.path} is shorter than written")
+        # whole pages only: the page the chunk ends in holds the next chunk's start
+        self._give_back(at.path, fd, (at.offset + at.length) & ~(_PAGE - 1))
         return blob
+
+    def _give_back(self, path: str, fd: int, end: int) -> None:
+        """Punch out [freed, end) of a file, once at least FREE_EVERY bytes are waiting."""
+        freed = self._freed[path]
+        if self._fallocate is None or end - freed < FREE_EVERY:
+            return
+        if self._fallocate(fd, _PUNCH_HOLE, ctypes.c_int64(freed), ctypes.c_int64(end - freed)) != 0:
+            code = ctypes.get_errno()
+            if code in (errno.EOPNOTSUPP, errno.ENOSYS):
+                self._fallocate = None
+                return
+            raise OSError(code, f"spill file {path}: giving back read lines failed: {os.strerror(code)}")
+        self._freed[path] = end
 
     def close(self) -> None:
         for fd in self._fds.values():

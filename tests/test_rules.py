@@ -187,3 +187,22 @@ def test_a_rewritten_rule_file_is_read_again(tmp_path: Path):
     assert load_rules([f]) is first
     f.write_text('[[rule]]\npattern = \'\'\'Buy the print edition.*\'\'\'\nreason = "advert"\n', encoding="utf-8")
     assert load_rules([f]).line[-1].reason == "advert"
+
+
+def test_a_forked_worker_builds_the_rule_recipe_once(tmp_path: Path):
+    """A worker forked from the parent inherits the rules as a recipe (`LazyRules`); the
+    worker context's settings hold the built rule set from its first chunk on, not a proxy
+    that every rule lookup would go through."""
+    import pickle
+
+    from ingest.clean import CleanSettings, context_settings
+    from ingest.rules import LazyRules, RuleSet
+
+    f = tmp_path / "mine.toml"
+    f.write_text('[[rule]]\npattern = \'\'\'Buy the print edition.*\'\'\'\nreason = "promo"\n', encoding="utf-8")
+    ctx = {"clean": CleanSettings(rules=LazyRules([f]))}
+    settings = context_settings(ctx)
+    assert type(settings.rules) is RuleSet and settings.rules is load_rules([f])
+    assert settings.rules.line[-1].reason == "promo"
+    assert context_settings(ctx) is settings  # built once a process
+    assert type(pickle.loads(pickle.dumps(LazyRules([f])))) is RuleSet  # spawned workers: built on arrival
