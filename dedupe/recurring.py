@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 
 from .config import DedupeConfig
-from .index import band_keys, candidate_pairs, lsh_params
+from .index import band_keys, candidate_pairs, lsh_params, unique_sorted
 from .minhash import text_signatures
 from .shingles import normalise_many
 
@@ -235,7 +235,7 @@ class RecurringParagraphs:
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
             roots = parent.copy()  # a slot in no pair is its own root: only the paired need finding
-            for x in np.unique(pairs).tolist():
+            for x in unique_sorted(pairs.ravel()).tolist():
                 roots[x] = find(x)
         else:
             roots = parent
