@@ -9,6 +9,9 @@
  * split_unwrapped: segment.split_paragraphs' common case (see below); segment.py is its reference.
  *
  * word_counts, scores: strip.py's word counts and content._score (see below).
+ *
+ * line_ends: where ranges.read_ranges cuts a JSONL file into ranges of records (its
+ * _line_ends_py is the reference).
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE /* memmem */
@@ -588,12 +591,75 @@ static PyObject *k_scores(PyObject *self, PyObject *args)
     return out;
 }
 
+static inline int blank_byte(unsigned char c)
+{
+    /* what bytes.strip() removes */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0x0b || c == 0x0c;
+}
+
+/* line_ends(data, i, size, final, count) -> (ends, count, next): scan the lines of `data` from
+ * byte i, counting those that are not blank (a blank line holds only whitespace); each time
+ * `count` reaches `size`, the byte after that line goes into `ends` and the count restarts.
+ * `next`: the first byte of the first line not scanned (an unfinished last line, unless
+ * `final`: then the data ends the file and its last line needs no newline).  The parent of a
+ * run calls it on every 4 MB of its JSONL inputs: one Python `find` per line cost ~0.15 s of
+ * the parent's CPU on the 50k reference corpus, taken from the workers. */
+static PyObject *k_line_ends(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t i, size, count;
+    int final;
+    if (!PyArg_ParseTuple(args, "y*nnpn", &buf, &i, &size, &final, &count))
+        return NULL;
+    if (size < 1 || i < 0 || i > buf.len) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "line_ends: size must be >= 1 and i within the data");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)buf.buf;
+    Py_ssize_t n = buf.len;
+    PyObject *ends = PyList_New(0);
+    if (!ends) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    while (i < n) {
+        const unsigned char *nl = memchr(d + i, '\n', (size_t)(n - i));
+        Py_ssize_t j;
+        if (nl)
+            j = nl - d;
+        else if (final)
+            j = n - 1;
+        else
+            break;
+        int counts = !blank_byte(d[i]);
+        for (Py_ssize_t k = i + 1; !counts && k <= j; k++)
+            counts = !blank_byte(d[k]);
+        count += counts;
+        i = j + 1;
+        if (count == size) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (!at || PyList_Append(ends, at) < 0) {
+                Py_XDECREF(at);
+                Py_DECREF(ends);
+                PyBuffer_Release(&buf);
+                return NULL;
+            }
+            Py_DECREF(at);
+            count = 0;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("(Nnn)", ends, count, i);
+}
+
 static PyMethodDef methods[] = {
     {"word_table", k_word_table, METH_VARARGS, "A lookup table of ASCII words (a capsule)."},
     {"stop_counts", k_stop_counts, METH_VARARGS, "Token and stopword counts of paragraph samples."},
     {"split_unwrapped", k_split_unwrapped, METH_VARARGS, "split_paragraphs for ASCII text that is not wrapped, else None."},
     {"word_counts", k_word_counts, METH_VARARGS, "content.word_count of every paragraph."},
     {"scores", k_scores, METH_VARARGS, "content._score of every paragraph (ASCII in C, others by a fallback)."},
+    {"line_ends", k_line_ends, METH_VARARGS, "ranges._line_ends_py: where ranges of JSONL records end."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,7 @@
 """JSONL files read by the workers themselves, a byte range at a time.
 
-The parent of a local run only finds where each range of `size` records starts and ends (one
-`find` per line over 4 MB blocks) and sends the worker those coordinates; the worker reads
+The parent of a local run only finds where each range of `size` records starts and ends (a C
+scan of 4 MB blocks, `_kernels.line_ends`; `_line_ends_py` is its reference) and sends the worker those coordinates; the worker reads
 the bytes with `pread` and parses them exactly as `readers._read_jsonl` would (same record
 numbers, offsets, blank-line rule and rejects). Sending every line through a pipe to a worker
 was most of the parent's serial work per article, and serial work is what stops a second
@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ingest.content import _kernels
 from ingest.readers import ReaderOptions, _looks_binary, _parse_line, _stem, read_source
 from ingest.records import RawLine, RawRecord, Reject
 from ingest.sources import MAGIC, READ_ERRORS, InputError, Source
@@ -71,43 +72,70 @@ def read_ranges(source: Source, options: ReaderOptions, size: int) -> Iterator[L
     except OSError as exc:
         raise InputError(f"{name}: cannot open ({exc.strerror})") from exc
     with fh:
-        carry = b""  # the unfinished last line of the previous block
+        # One buffer for the whole file (a fresh 4 MB object a block, and the unfinished line
+        # joined to the next block, cost the parent more than finding the lines): the
+        # unfinished last line moves to its front and the next block is read in after it.
+        buf = bytearray(_BLOCK)
+        have = 0  # bytes of the unfinished line at the front of buf
         while True:
+            if have == len(buf):  # one line longer than the buffer: double it
+                buf += bytes(len(buf))
             try:
-                block = fh.read(_BLOCK)
+                with memoryview(buf) as view:
+                    got = fh.readinto(view[have:])
             except READ_ERRORS as exc:
                 if count:
                     yield LineRange(name, path, stem, start, pos, total, count)
                 yield Reject(name, total + count + 1, pos, "corrupt_input",
                              f"input cannot be read from here on ({exc})", "")
                 return
-            data = carry + block if carry else block
-            base, i, n = pos, 0, len(data)  # data[0] is the file's byte `pos`
-            while True:
-                j = data.find(b"\n", i)
-                if j < 0:
-                    if block:
-                        break  # the line goes on in the next block
-                    j = n - 1  # the last line has no newline
-                    if i > j:
-                        break
-                # blank unless it starts with a non-blank byte (JSON lines start with "{")
-                if data[i] not in _BLANK or data[i:j + 1].strip():
-                    count += 1
-                i = j + 1
-                if count == size:
-                    yield LineRange(name, path, stem, start, base + i, total, count)
-                    total += count
-                    count = 0
-                    start = base + i
+            n = have + got
+            base = pos  # buf[0] is the file's byte `pos`
+            ends, count, i = _line_ends(buf, n, size, not got, count)
+            for end in ends:
+                yield LineRange(name, path, stem, start, base + end, total, size)
+                total += size
+                start = base + end
             pos = base + i
-            carry = data[i:] if block else b""
-            if not block:
+            if not got:
                 break
+            buf[: n - i] = buf[i:n]
+            have = n - i
     if count:
         yield LineRange(name, path, stem, start, pos, total, count)
     elif total == 0:
         yield Reject(name, 0, 0, "empty_file", "input holds only blank lines", "")
+
+
+def _line_ends(buf: bytearray, n: int, size: int, final: bool, count: int) -> tuple[list[int], int, int]:
+    """`_line_ends_py` of the first `n` bytes of `buf`, by the C kernel where it is built."""
+    if _kernels is None:
+        return _line_ends_py(bytes(buf[:n]), 0, size, final, count)
+    with memoryview(buf) as view, view[:n] as data:
+        return _kernels.line_ends(data, 0, size, final, count)  # type: ignore[no-any-return]
+
+
+def _line_ends_py(data: bytes, i: int, size: int, final: bool, count: int) -> tuple[list[int], int, int]:
+    """The lines of `data` from byte `i`: the bytes after which each range of `size` counted
+    (not blank) records ends, starting with `count` already counted; the count after the
+    last line; and the first byte of the unfinished last line (`final`: the data ends the
+    file, and its last line needs no newline). The reference of `_kernels.line_ends`."""
+    ends: list[int] = []
+    n = len(data)
+    while i < n:
+        j = data.find(b"\n", i)
+        if j < 0:
+            if not final:
+                break  # the line goes on in the next block
+            j = n - 1
+        # blank unless it starts with a non-blank byte (JSON lines start with "{")
+        if data[i] not in _BLANK or data[i:j + 1].strip():
+            count += 1
+        i = j + 1
+        if count == size:
+            ends.append(i)
+            count = 0
+    return ends, count, i
 
 
 def range_records(rng: LineRange, options: ReaderOptions, files: dict[str, int]) -> Iterator[RawRecord | Reject]:

@@ -62,6 +62,34 @@ def test_ranges_read_what_the_stream_reader_reads(tmp_path: Path, seed: int, siz
     assert _records(path, options, size) == _expected(path, options)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_the_line_scanning_kernel_matches_its_reference(seed: int) -> None:
+    """`_kernels.line_ends` (C) returns exactly what `_line_ends_py` does: range ends, count and
+    where the unfinished line starts, from any starting byte, final or not."""
+    from ingest.content import _kernels
+
+    if _kernels is None:
+        pytest.skip("THRESHER_NO_KERNELS: the reference runs alone")
+    rng = random.Random(seed)
+    data = b"".join(rng.choice(LINES + [b"{}", b" ", b"\t", b"x"]) for _ in range(rng.randint(0, 80)))
+    for _ in range(10):
+        i = rng.randint(0, len(data))
+        args = (data, i, rng.choice([1, 2, 3, 7, 128]), rng.random() < 0.5, rng.randint(0, 5))
+        if args[4] >= args[2]:
+            args = args[:4] + (0,)
+        assert _kernels.line_ends(*args) == ranges._line_ends_py(*args), args
+
+
+def test_the_python_reference_reads_what_the_kernel_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(99)
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b"".join(rng.choice(LINES) for _ in range(300)))
+    options = ReaderOptions(max_record_bytes=300)
+    with_kernel = _records(path, options, 7)
+    monkeypatch.setattr(ranges, "_kernels", None)
+    assert _records(path, options, 7) == with_kernel == _expected(path, options)
+
+
 def test_only_blank_lines_is_the_same_empty_file_reject(tmp_path: Path) -> None:
     path = tmp_path / "blank.jsonl"
     path.write_bytes(b"\n  \n\t\n")
