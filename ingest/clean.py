@@ -153,19 +153,21 @@ def clean_and_prepare_chunk(chunk: Chunk) -> tuple[list[Article | Reject], list[
     return cleaned, [prepare_observation(a.paragraphs) if isinstance(a, Article) else None for a in cleaned]
 
 
-def clean_sample_chunk(job: tuple[str, Chunk]) -> tuple[str, PreparedChunk, int]:
+def clean_sample_chunk(job: tuple[str, Chunk, bool]) -> tuple[str, PreparedChunk | None, int]:
     """The local engine's recurring sample, one chunk: cleaned, its observations prepared and
     signed (`dedupe.recurring.prepare_chunk`). The cleaned chunk waits in the file ``job[0]``
     (written here, in the worker) for pass 2, and only that path and the observations go back
     to the parent. Sending the articles to the parent and spilling them there, and signing
     and counting paragraph by paragraph there, was most of the parent's serial work while the
-    sample was learnt."""
-    path, chunk = job
+    sample was learnt. ``job[2]`` False: a chunk just past the sample, only cleaned and parked
+    the same way (no observations), which keeps the workers busy while the parent freezes the
+    detector."""
+    path, chunk, learn = job
     ctx = worker_context()
     cleaned = clean_chunk(chunk)
     # The pool hands each process its chunks in input order: a signature goes once a process.
     prepared = prepare_chunk((a.paragraphs for a in cleaned if isinstance(a, Article)), ctx["recurring"],
-                             ctx.setdefault("_sent_signatures", set()))
+                             ctx.setdefault("_sent_signatures", set())) if learn else None
     with open(path, "wb") as fh:
         pickle.dump(cleaned, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return path, prepared, len(cleaned)

@@ -152,8 +152,11 @@ class Workers:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self._pool
 
-    def map(self, fn: Callable[..., list[R]], chunks: Iterable[list[Any]], *args: Any) -> Iterator[list[R]]:
-        """Apply `fn(chunk, *args)` to each chunk; yields results in chunk order."""
+    def map(self, fn: Callable[..., list[R]], chunks: Iterable[list[Any]], *args: Any,
+            window: int = 0) -> Iterator[list[R]]:
+        """Apply `fn(chunk, *args)` to each chunk; yields results in chunk order. Up to three
+        chunks a worker are in flight, and `window` more: a chunk handed out before the
+        previous result is yielded keeps the workers busy while the caller works on it."""
         it = iter(chunks)
         first = next(it, None)
         if first is None:
@@ -172,7 +175,7 @@ class Workers:
         # Forked ones are ready at once, and a parent doing chunks too would only compete with them.
         warming = starting and pool._mp_context.get_start_method() != "fork"  # type: ignore[attr-defined]
         pending: deque[Future[list[R]]] = deque()
-        limit = self.workers * 3
+        limit = self.workers * 3 + window
         first_jobs: list[Future[list[R]]] = []
         for chunk in chain((first,) if second is None else (first, second), it):
             if warming:

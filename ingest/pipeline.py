@@ -14,6 +14,7 @@ Memory is bounded by the near-duplicate index, not the input:
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import tempfile
@@ -210,6 +211,30 @@ def _head(chunks: Iterator[Chunk], records: int) -> Iterator[Chunk]:
         yield chunk
 
 
+LOOKAHEAD = 8  # chunks per worker cleaned past the sample while the detector freezes
+
+
+class _SampleJobs:
+    """The jobs of pass 1a: the chunks of the recurring sample (cleaned and observed), then up to
+    `lookahead` more (only cleaned), each parked in a file of the run's temporary folder.
+    ``sample_chunks``: how many chunks the sample had, known once they have all been handed out
+    (before the last one's result comes back); -1 until then."""
+
+    def __init__(self, chunks: Iterator[Chunk], sample: int, folder: str, lookahead: int) -> None:
+        self.chunks, self.sample, self.folder, self.lookahead = chunks, sample, folder, lookahead
+        self.sample_chunks = -1
+
+    def __iter__(self) -> Iterator[tuple[str, Chunk, bool]]:
+        count = 0
+        for chunk in _head(self.chunks, self.sample):
+            yield os.path.join(self.folder, f"sample-{count}.pickle"), chunk, True
+            count += 1
+        self.sample_chunks = count
+        for chunk in itertools.islice(self.chunks, self.lookahead):
+            yield os.path.join(self.folder, f"sample-{count}.pickle"), chunk, False
+            count += 1
+
+
 def run_ingest(
     sources: list[Source],
     options: IngestOptions,
@@ -289,13 +314,16 @@ def _run(
         # it has learnt.
         sample_paths: list[str] = []
         if detector is not None:
-            head_chunks = _head(records, options.recurring_sample)
-            jobs = ((os.path.join(spill_dir, f"sample-{k}.pickle"), chunk) for k, chunk in enumerate(head_chunks))
-            for path, prepared, size in workers.map(clean_sample_chunk, jobs):
-                detector.observe_chunk(prepared)
+            jobs = _SampleJobs(records, options.recurring_sample, spill_dir,
+                               LOOKAHEAD * options.workers if options.workers > 1 else 0)
+            for k, (path, prepared, size) in enumerate(workers.map(clean_sample_chunk, jobs, window=jobs.lookahead)):
+                if prepared is not None:
+                    detector.observe_chunk(prepared)
+                if k + 1 == jobs.sample_chunks:  # the last of the sample: learn now, the workers
+                    detector.freeze()            # still cleaning the chunks just past it
                 sample_paths.append(path)
                 progress("clean", size)
-            detector.freeze()
+            detector.freeze()  # (a sample that ended the input)
             stage("recurring_sample")
         detector_ref: RecurringParagraphs | str | None = detector
         if detector is not None and options.workers > 1:

@@ -85,3 +85,27 @@ def test_ranges_and_spills_change_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         f"j{k}": f"j{k - 3}" for k in range(4, 420, 9)}
     copies = {r["id"]: r["duplicates"] for r in corpus if r["duplicates"]}
     assert copies["j1"] == ["j4"] and copies["j0"] == ["g0"]
+
+
+def _ident(job: tuple[str, list[int], bool]) -> tuple[str, list[int], bool]:
+    return job
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_sample_jobs_know_the_sample_before_its_last_result(workers: int) -> None:
+    """Pass 1a: the sample's chunks (observed) then `lookahead` more (only cleaned), numbered on;
+    the count of sample chunks is known by the time its last result comes back from the pool,
+    so the detector freezes while the workers clean the chunks past it."""
+    from ingest.pipeline import _SampleJobs
+
+    chunks = iter([[1] * 128] * 10)
+    jobs = _SampleJobs(chunks, 300, "/tmp/x", 4 if workers > 1 else 0)  # type: ignore[arg-type]
+    seen = []
+    with parallel.Workers(workers, {}) as pool:
+        for k, (path, chunk, learn) in enumerate(pool.map(_ident, jobs, window=jobs.lookahead)):
+            seen.append((path, learn))
+            if learn and k == 2 and workers > 1:
+                assert jobs.sample_chunks == 3  # the pool asked for the next job before this result
+    expected = [(f"/tmp/x/sample-{k}.pickle", k < 3) for k in range(7 if workers > 1 else 3)]
+    assert seen == expected and jobs.sample_chunks == 3
+    assert len(list(chunks)) == (3 if workers > 1 else 7)  # the rest is pass 1b's
