@@ -4,6 +4,8 @@ Memory is bounded by the near-duplicate index, not the input:
 
 1a. the first `recurring_sample` records are read and cleaned (worker processes) and held
     back while they teach the corpus-level recurring-paragraph detector (a bounded sample);
+    with worker processes a few chunks past the sample are cleaned and held back too, so the
+    workers are busy while the parent freezes the detector;
 1b. then every article — the sample first, then the rest of the input — has its recurring
     paragraphs dropped, is shingled and signed (worker processes), and is added to the
     near-duplicate finder in input order (parent); its corpus line, pre-encoded, goes to a
