@@ -24,7 +24,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,7 +51,7 @@ from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import LazyRules, RuleSet, check_rule_files, load_rules
 from ingest.sources import Source
 from ingest.spill import SpillAt, SpillReader, close_spills
-from ingest.writers import AtomicOutput
+from ingest.writers import AtomicOutput, BackgroundWriter
 
 if TYPE_CHECKING:  # the index stores are imported only by runs that use one (--index)
     from ingest.incremental import Earlier, IndexRun
@@ -351,7 +351,7 @@ def _run(
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     stage("clusters")
     clusters_count = _write_outputs(index, result, members, earlier, counter, corpus,
-                                    duplicates, clusters_out, progress)
+                                    duplicates, clusters_out, progress, background=options.workers > 1)
     stage("write")
 
     counts = {"read": counter["read"], "kept": counter["kept"], "duplicates": counter["duplicates"]}
@@ -362,17 +362,22 @@ def _run(
 def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int, list[int]],
                    earlier: dict[int, Earlier], counter: Counter[str], corpus: AtomicOutput | None,
                    duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None,
-                   progress: ProgressFn) -> int:
+                   progress: ProgressFn, background: bool = False) -> int:
     """Pass 2: read the spilled chunks once, in input order, into the corpus (kept articles,
     their `duplicates` filled in), the duplicates record and the clusters file. Returns the
     number of clusters kept. This loop is serial, after all the workers: the corpus gets one
     write a chunk, of runs of spilled lines copied whole, and only the line of an article that
-    has duplicates is spliced."""
+    has duplicates is spliced. ``background``: the corpus blocks are written by a thread of
+    their own (`writers.BackgroundWriter`), for runs whose worker cores are idle by now."""
     links = result.links if result is not None else {}
     ids = index.ids
     kept = 0
     i = 0  # accepted articles so far: the index of the next one
-    with SpillReader() as spill:
+    with ExitStack() as stack:
+        spill = stack.enter_context(SpillReader())
+        sink: AtomicOutput | BackgroundWriter | None = corpus
+        if background and corpus is not None:
+            sink = stack.enter_context(BackgroundWriter(corpus))
         for at, bounds, splices, keep in index.chunks:
             view = memoryview(spill.read(at)) if corpus is not None else None
             pieces: list[object] = []
@@ -416,7 +421,7 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
             if view is not None:
                 if run_hi > run_lo:
                     pieces.append(view[run_lo:run_hi])
-                corpus.write_raw(b"".join(pieces), kept_here)  # type: ignore[union-attr, arg-type]
+                sink.write_raw(b"".join(pieces), kept_here)  # type: ignore[union-attr, arg-type]
             kept += kept_here
             progress("write", kept_here)
     counter["kept"] += kept

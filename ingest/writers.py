@@ -9,6 +9,7 @@ corpus under the name a downstream job is waiting for. A killed run leaves at mo
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from pathlib import Path
@@ -160,6 +161,52 @@ class AtomicOutput:
         except FileNotFoundError:
             pass
         self._tmp = None
+
+
+class BackgroundWriter:
+    """`AtomicOutput.write_raw` on a thread of its own, in order: the kernel's copy of one block
+    into the page cache overlaps the reading and splicing of the next (pass 2 of a run with
+    worker processes, whose cores are free by then). A write error is raised by the next
+    `write_raw` or by `close`; leaving the block on an exception drops what is still queued."""
+
+    def __init__(self, out: AtomicOutput, depth: int = 4) -> None:
+        self.out = out
+        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._dropping = False  # the caller left on an exception: skip what is queued
+        self._thread = threading.Thread(target=self._run, name="thresher-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._dropping:
+                try:
+                    self.out.write_raw(*item)
+                except BaseException as exc:  # raised in the caller's thread
+                    self._error = exc
+
+    def write_raw(self, data: bytes, lines: int) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((data, lines))
+
+    def close(self) -> None:
+        """Wait for every queued block to be written; raise the first write error."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        self._dropping = True
+        self._queue.put(None)
+        self._thread.join()
 
 
 def write_json_atomically(path: str, obj: object) -> None:

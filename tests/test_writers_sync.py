@@ -38,3 +38,45 @@ def test_a_write_back_error_in_the_background_fails_the_commit(tmp_path: Path,
     with pytest.raises(OutputError, match=r"corpus.jsonl: write failed \(No space left on device\)"):
         out.commit()
     assert list(tmp_path.iterdir()) == []  # nothing under the final name, no temporary file
+
+
+def test_a_background_writer_writes_every_block_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writers, "SYNC_BEHIND", 1000)  # the flusher starts from the writer's thread too
+    out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
+    blocks = [f'{{"id": "b{k}", "text": "{"y" * (k % 50)}"}}\n'.encode() * (k % 4 + 1) for k in range(300)]
+    with writers.BackgroundWriter(out, depth=2) as sink:
+        for block in blocks:
+            sink.write_raw(block, block.count(b"\n"))
+    out.commit()
+    assert (tmp_path / "corpus.jsonl").read_bytes() == b"".join(blocks)
+    assert out.count == sum(k % 4 + 1 for k in range(300))
+
+
+def test_a_background_write_error_reaches_the_caller_and_stops_the_writes(tmp_path: Path) -> None:
+    out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
+    written: list[bytes] = []
+
+    def write_raw(data: bytes, lines: int) -> None:
+        if len(written) == 3:
+            raise OutputError(f"{out.path}: write failed (No space left on device); free some space or choose another location")
+        written.append(data)
+
+    out.write_raw = write_raw  # type: ignore[method-assign]
+    with pytest.raises(OutputError, match=r"corpus\.jsonl: write failed \(No space left on device\)"):
+        with writers.BackgroundWriter(out, depth=1) as sink:
+            for k in range(50):
+                sink.write_raw(b"%d\n" % k, 1)
+    assert written == [b"0\n", b"1\n", b"2\n"]  # nothing after the failed block
+    out.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leaving_a_background_writer_on_an_error_drops_the_queued_blocks(tmp_path: Path) -> None:
+    out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
+    with pytest.raises(KeyboardInterrupt):
+        with writers.BackgroundWriter(out) as sink:
+            sink.write_raw(b"a\n", 1)
+            raise KeyboardInterrupt
+    assert not sink._thread.is_alive()
+    out.abort()
+    assert list(tmp_path.iterdir()) == []
