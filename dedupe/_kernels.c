@@ -423,7 +423,7 @@ __attribute__((noinline)) static Py_ssize_t text_units(PyObject *s, const Map *m
 }
 
 /* The n-gram hashes of one text into g (unsorted, repeats kept; n = min(ngram, units)); returns
- * their count. units: scratch for len(s) + 1 units. Shared by shingle, shingle_sign, sign_texts. */
+ * their count. units: scratch for len(s) + 1 units. Shared by shingle and shingle_sign. */
 static Py_ssize_t text_grams(PyObject *s, const Map *m, int char_mode, int ngram, const uint64_t *w,
                              uint64_t *units, uint32_t *g)
 {
@@ -868,75 +868,14 @@ done:
 
 /* ---- texts straight to signatures -------------------------------------------------------- */
 
-/* sign_texts(texts, table, ascii, weights, ngram, char_mode, a, b, out): the MinHash signature
- * of each text's n-gram hashes (as ``shingle`` + ``minhash``, without sorting: a MinHash does
- * not depend on repeats or order). */
-static PyObject *k_sign_texts(PyObject *self, PyObject *args)
-{
-    PyObject *texts, *otable, *oascii, *oweights, *oa, *ob, *oout;
-    int ngram, char_mode;
-    if (!PyArg_ParseTuple(args, "O!OOOiiOOO", &PyList_Type, &texts, &otable, &oascii, &oweights,
-                          &ngram, &char_mode, &oa, &ob, &oout))
-        return NULL;
-    if (ngram < 1) {
-        PyErr_SetString(PyExc_ValueError, "ngram must be >= 1");
-        return NULL;
-    }
-    Py_ssize_t nd = PyList_GET_SIZE(texts);
-    Buf bt = {0}, bas = {0}, bw = {0}, ba = {0}, bb = {0}, bs = {0};
-    uint64_t *units = NULL;
-    uint32_t *g = NULL;
-    PyObject *result = NULL;
-    Py_ssize_t maxlen = 0;
-    for (Py_ssize_t d = 0; d < nd; d++) {
-        PyObject *s = PyList_GET_ITEM(texts, d);
-        if (check_str(s) < 0)
-            return NULL;
-        if (PyUnicode_GET_LENGTH(s) > maxlen)
-            maxlen = PyUnicode_GET_LENGTH(s);
-    }
-    if (get_buf(otable, &bt, 4, 0x110000, 0, "table") < 0 || get_buf(oascii, &bas, 4, 128, 0, "ascii") < 0
-        || get_buf(oweights, &bw, 8, 64, 0, "weights") < 0 || get_buf(oa, &ba, 4, 1, 0, "a") < 0)
-        goto done;
-    Py_ssize_t nperm = ba.view.len / 4;
-    if (get_buf(ob, &bb, 4, nperm, 0, "b") < 0 || get_buf(oout, &bs, 4, nd * nperm, 1, "out") < 0)
-        goto done;
-    Map m;
-    map_init(&m, (const uint32_t *)bt.view.buf, (const uint32_t *)bas.view.buf);
-    const uint64_t *w = (const uint64_t *)bw.view.buf;
-    units = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (maxlen + 1));
-    g = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
-    if (!units || !g) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t d = 0; d < nd; d++) {
-        Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
-        fmix32_many(g, g, k);
-        minhash_doc(g, k, (const uint32_t *)ba.view.buf, (const uint32_t *)bb.view.buf, (int)nperm,
-                    (uint32_t *)bs.view.buf + d * nperm);
-    }
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    PyMem_Free(units);
-    PyMem_Free(g);
-    rel_buf(&bt);
-    rel_buf(&bas);
-    rel_buf(&bw);
-    rel_buf(&ba);
-    rel_buf(&bb);
-    rel_buf(&bs);
-    return result;
-}
-
 /* ---- texts straight to sizes and signatures ------------------------------------------------ */
 
 /* shingle_sign(texts, table, ascii, weights, ngram, char_mode, a, b, out_sizes, out_sigs):
  * out_sizes[d] = the number of distinct n-gram hashes of text d (``shingle``'s count) and
  * out_sigs[d] = the MinHash signature of them (``minhash``), one text at a time: its grams are
  * hashed, sort-uniqued (for the count), mixed and signed while they are in L1, with no
- * flat array of all the hashes in between. */
+ * flat array of all the hashes in between. out_sizes None: signatures only, the grams not
+ * sorted (a MinHash does not depend on repeats or order). */
 static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
 {
     PyObject *texts, *otable, *oascii, *oweights, *oa, *ob, *osizes, *osigs;
@@ -965,7 +904,9 @@ static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
         || get_buf(oweights, &bw, 8, 64, 0, "weights") < 0 || get_buf(oa, &ba, 4, 1, 0, "a") < 0)
         goto done;
     Py_ssize_t nperm = ba.view.len / 4;
-    if (get_buf(ob, &bb, 4, nperm, 0, "b") < 0 || get_buf(osizes, &bz, 8, nd, 1, "out_sizes") < 0
+    int counting = osizes != Py_None;
+    if (get_buf(ob, &bb, 4, nperm, 0, "b") < 0
+        || (counting && get_buf(osizes, &bz, 8, nd, 1, "out_sizes") < 0)
         || get_buf(osigs, &bs, 4, nd * nperm, 1, "out_sigs") < 0)
         goto done;
     Map m;
@@ -976,16 +917,20 @@ static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
     uint32_t *sigs = (uint32_t *)bs.view.buf;
     units = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (maxlen + 1));
     g = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
-    tmp = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
-    cnt = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) << SORT_MAX_BITS);
-    if (!units || !g || !tmp || !cnt) {
+    if (counting) {
+        tmp = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
+        cnt = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) << SORT_MAX_BITS);
+    }
+    if (!units || !g || (counting && (!tmp || !cnt))) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t d = 0; d < nd; d++) {
         Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
-        k = sort_unique_u32(g, tmp, cnt, k);
-        sizes[d] = k;
+        if (counting) {
+            k = sort_unique_u32(g, tmp, cnt, k);
+            sizes[d] = k;
+        }
         fmix32_many(g, g, k);
         minhash_doc(g, k, pa, pb, (int)nperm, sigs + d * nperm);
     }
@@ -1426,11 +1371,10 @@ done:
 static PyMethodDef methods[] = {
     {"shingle", k_shingle, METH_VARARGS, "Sorted unique uint32 n-gram hashes of many texts."},
     {"normalise", k_normalise, METH_VARARGS, "Normalised strings of many texts."},
-    {"sign_texts", k_sign_texts, METH_VARARGS, "MinHash signatures of many texts' n-grams."},
     {"word_pairs", k_word_pairs, METH_VARARGS, "Paragraph pairs of similar length and word sets."},
     {"minhash", k_minhash, METH_VARARGS, "affine32 MinHash signatures of many hash sets."},
     {"shingle_sign", k_shingle_sign, METH_VARARGS,
-     "Distinct n-gram counts and MinHash signatures of many texts."},
+     "Distinct n-gram counts (unless out_sizes is None) and MinHash signatures of many texts."},
     {"set_avx512", k_set_avx512, METH_VARARGS,
      "Select the MinHash loop (0 portable, 1 AVX-512); returns the one in use."},
     {NULL, NULL, 0, NULL},

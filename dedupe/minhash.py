@@ -145,8 +145,8 @@ def text_signatures(texts: Sequence[str], config: DedupeConfig) -> np.ndarray:
 
     a, b = permutations(config.num_perm, config.seed)
     out = np.empty((len(texts), config.num_perm), dtype=np.uint32)
-    _kernels.sign_texts(_prepared_for_kernel(texts), _table(), _ascii_map(),
-                        _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b, out)
+    _kernels.shingle_sign(_prepared_for_kernel(texts), _table(), _ascii_map(),
+                          _GRAM_WEIGHTS, config.ngram, config.shingle == "char", a, b, None, out)
     return out
 
 
