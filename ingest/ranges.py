@@ -1,9 +1,9 @@
 """JSONL files read by the workers themselves, a byte range at a time.
 
 The parent of a local run only finds where each range of `size` records starts and ends (a C
-scan of 4 MB blocks, `_kernels.line_ends`; `_line_ends_py` is its reference) and sends the worker those coordinates; the worker reads
-the bytes with `pread` and parses them exactly as `readers._read_jsonl` would (same record
-numbers, offsets, blank-line rule and rejects). Sending every line through a pipe to a worker
+scan of 4 MB blocks, `_kernels.line_ends`; `_line_ends_py` is its reference) and sends the
+worker those coordinates; the worker reads the bytes with `pread` and parses them exactly as
+`readers._read_jsonl` would (same record numbers, offsets, blank-line rule and rejects). Sending every line through a pipe to a worker
 was most of the parent's serial work per article, and serial work is what stops a second
 worker from doubling the speed.
 

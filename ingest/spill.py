@@ -58,9 +58,14 @@ def close_spills(ctx: dict[str, Any]) -> None:
         os.close(ctx.pop(key))
 
 
-_PAGE = 4096
 FREE_EVERY = 1 << 20  # bytes read back between two hole punches
 _PUNCH_HOLE = 0x02 | 0x01  # Linux fallocate: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+
+
+def _punch_unit(fd: int) -> int:
+    """What a hole is punched in: whole pages and whole filesystem blocks (a block only partly
+    in the range is zeroed, not freed: it may hold the next chunk's start)."""
+    return max(os.sysconf("SC_PAGE_SIZE"), os.fstat(fd).st_blksize)
 
 
 def _fallocate() -> Any:
@@ -82,6 +87,7 @@ class SpillReader:
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
         self._freed: dict[str, int] = {}  # per file: bytes from its start given back
+        self._unit: dict[str, int] = {}  # per file: `_punch_unit`
         self._fallocate = _fallocate()
 
     def read(self, at: SpillAt) -> bytes:
@@ -89,13 +95,15 @@ class SpillReader:
         if fd is None:
             fd = self._fds[at.path] = os.open(at.path, os.O_RDWR)  # punching needs write access
             self._freed[at.path] = 0
+            self._unit[at.path] = _punch_unit(fd)
         if at.offset < self._freed[at.path]:
             raise ValueError(f"spill file {at.path}: byte {at.offset} was read past and given back")
         blob = os.pread(fd, at.length, at.offset)
         if len(blob) != at.length:
             raise OSError(f"spill file {at.path} is shorter than written")
-        # whole pages only: the page the chunk ends in holds the next chunk's start
-        self._give_back(at.path, fd, (at.offset + at.length) & ~(_PAGE - 1))
+        # whole units only: the one the chunk ends in holds the next chunk's start
+        end = at.offset + at.length
+        self._give_back(at.path, fd, end - end % self._unit[at.path])
         return blob
 
     def _give_back(self, path: str, fd: int, end: int) -> None:

@@ -63,3 +63,16 @@ def test_reading_back_into_what_was_given_back_fails_loudly(tmp_path: Path, monk
         with pytest.raises(ValueError, match=r"lines-\d+\.bin: byte \d+ was read past and given back"):
             reader.read(places[3])
         assert reader.read(places[30]) == chunks[30]  # the file reads on where it was
+
+
+def test_holes_keep_to_whole_filesystem_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a filesystem with blocks larger than a page, a block the punched range only partly
+    covers would be zeroed: the reader punches whole blocks, so the next chunk's start survives."""
+    monkeypatch.setattr(spill, "FREE_EVERY", 4096)
+    monkeypatch.setattr(spill, "_punch_unit", lambda fd: 65536)
+    chunks = _chunks(random.Random(11), 80)
+    places = _write(tmp_path, chunks)
+    with SpillReader() as reader:
+        assert [reader.read(at) for at in places] == chunks
+        freed = reader._freed[places[0].path]
+    assert freed % 65536 == 0 and freed > 0
