@@ -229,6 +229,53 @@ static Py_ssize_t sort_unique_u32(uint32_t *v, uint32_t *tmp, uint32_t *cnt, Py_
     return unique_u32(tmp, v, n);
 }
 
+/* The number of distinct values among v[0..n) (v unchanged), for n < COUNT_MAX: an
+ * open-addressed set of 4n to 8n slots (tab: 1 << COUNT_BITS scratch values; 0 marks an empty
+ * slot, so a zero value is counted apart). The values are hashes, uniformly spread: a
+ * value's first slot (its top bits) is nearly always empty or its own, a branch the CPU
+ * predicts, which made this ~2.1 us for 610 values against ~4 us for `sort_unique_u32`
+ * (standalone loop, interleaved). The signature needs no distinct values: a minimum does not
+ * change with repeats. */
+#define COUNT_BITS 15
+#define COUNT_MAX ((Py_ssize_t)1 << (COUNT_BITS - 2)) /* then 2**bits <= 1 << COUNT_BITS */
+
+static Py_ssize_t count_distinct_u32(const uint32_t *v, uint32_t *tab, Py_ssize_t n)
+{
+    if (n <= 1)
+        return n;
+    int bits = 32 - __builtin_clz((uint32_t)n) + 2; /* 2**bits > 4n */
+    size_t mask = ((size_t)1 << bits) - 1;
+    int shift = 32 - bits;
+    memset(tab, 0, (mask + 1) * sizeof(uint32_t));
+    Py_ssize_t u = 0;
+    int zero = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t x = v[i];
+        size_t h = x >> shift;
+        uint32_t t = tab[h];
+        zero |= x == 0;
+        if (__builtin_expect(t == 0 || t == x, 1)) {
+            u += (t == 0) & (x != 0);
+            tab[h] = x;
+            continue;
+        }
+        if (x == 0)
+            continue;
+        for (;;) {
+            h = (h + 1) & mask;
+            t = tab[h];
+            if (t == 0) {
+                tab[h] = x;
+                u++;
+                break;
+            }
+            if (t == x)
+                break;
+        }
+    }
+    return u + zero;
+}
+
 /* ---- units of one text -------------------------------------------------------------------- */
 
 #define NPOW 4096
@@ -873,7 +920,7 @@ done:
 /* shingle_sign(texts, table, ascii, weights, ngram, char_mode, a, b, out_sizes, out_sigs):
  * out_sizes[d] = the number of distinct n-gram hashes of text d (``shingle``'s count) and
  * out_sigs[d] = the MinHash signature of them (``minhash``), one text at a time: its grams are
- * hashed, sort-uniqued (for the count), mixed and signed while they are in L1, with no
+ * hashed, counted (distinct ones), mixed and signed while they are in L1, with no
  * flat array of all the hashes in between. out_sizes None: signatures only, the grams not
  * sorted (a MinHash does not depend on repeats or order). */
 static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
@@ -919,7 +966,7 @@ static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
     g = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
     if (counting) {
         tmp = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) * (maxlen + 1));
-        cnt = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) << SORT_MAX_BITS);
+        cnt = (uint32_t *)PyMem_Malloc(sizeof(uint32_t) << (COUNT_BITS > SORT_MAX_BITS ? COUNT_BITS : SORT_MAX_BITS));
     }
     if (!units || !g || (counting && (!tmp || !cnt))) {
         PyErr_NoMemory();
@@ -928,8 +975,12 @@ static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
     for (Py_ssize_t d = 0; d < nd; d++) {
         Py_ssize_t k = text_grams(PyList_GET_ITEM(texts, d), &m, char_mode, ngram, w, units, g);
         if (counting) {
-            k = sort_unique_u32(g, tmp, cnt, k);
-            sizes[d] = k;
+            if (k < COUNT_MAX) {
+                sizes[d] = count_distinct_u32(g, cnt, k);
+            } else {
+                k = sort_unique_u32(g, tmp, cnt, k);
+                sizes[d] = k;
+            }
         }
         fmix32_many(g, g, k);
         minhash_doc(g, k, pa, pb, (int)nperm, sigs + d * nperm);

@@ -128,6 +128,23 @@ def test_single_special_texts(text, shingle, simd):
 
 
 @needs_kernels
+@pytest.mark.parametrize("shingle", ["word", "char"])
+def test_counts_across_the_set_size_limit_and_with_many_repeats(shingle, simd):
+    """The distinct count's hash set takes texts of fewer than 8,192 grams (the kernel's
+    COUNT_MAX), longer ones are sort-uniqued: texts on both sides of that size, and texts made
+    of one paragraph repeated (most grams seen before, in their own slot)."""
+    rng = random.Random(8192)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6)) for _ in range(20_000)]
+    texts = [" ".join(words[:n]) for n in (8_000, 8_190, 8_191, 8_192, 8_196, 8_300, 20_000)]
+    paragraph = " ".join(words[:300])
+    texts += ["\n\n".join([paragraph] * reps) for reps in (2, 30, 80)]
+    for ngram in (1, 5):
+        sizes, _ = _check(texts, DedupeConfig(shingle=shingle, ngram=ngram))
+        if ngram == 5:
+            assert sizes.max() > 8_192 and sizes.min() < 8_192
+
+
+@needs_kernels
 def test_empty_and_separator_only_give_empty_signature(simd):
     cfg = DedupeConfig()
     sizes, sigs = _check(["", "  ,;: -- \n", "'"], cfg)
