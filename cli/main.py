@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import re
 import signal
@@ -305,3 +306,14 @@ def clusters(**kw: Any) -> None:
 
 
 cli.add_command(index)
+
+
+def main() -> None:
+    """The console command: `cli`, then an exit that skips the interpreter's final garbage
+    collections. Those walk every object still alive (~30 ms after a 50k run, 1% of a
+    near-duplicate-only run) and find nothing to do: the outputs are committed and closed
+    by then, and the objects are still freed one by one as their references go."""
+    try:
+        cli()
+    finally:
+        gc.freeze()
