@@ -22,6 +22,7 @@ import pickle
 import tempfile
 import time
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -373,6 +374,9 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
     ids = index.ids
     kept = 0
     i = 0  # accepted articles so far: the index of the next one
+    # The articles a chunk's lines are not copied whole for (dropped, or with duplicates), in
+    # order: a chunk of wholly accepted articles visits only those, not each article.
+    special = sorted(links.keys() | members.keys()) if clusters_out is None and not earlier else None
     with ExitStack() as stack:
         spill = stack.enter_context(SpillReader())
         sink: AtomicOutput | BackgroundWriter | None = corpus
@@ -380,6 +384,22 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
             sink = stack.enter_context(BackgroundWriter(corpus))
         for at, bounds, splices, keep in index.chunks:
             view = memoryview(spill.read(at)) if corpus is not None else None
+            if special is not None and keep is None:
+                n = len(bounds) - 1
+                lo_at, hi_at = bisect_left(special, i), bisect_left(special, i + n)
+                pieces, dropped = _chunk_pieces(special[lo_at:hi_at], i, view, bounds, splices,
+                                                links, members, ids)
+                for d in dropped:
+                    counter["duplicates"] += 1
+                    if duplicates is not None:
+                        link = links[d]
+                        duplicates.write(duplicate_record(index, d, ids[link.kept], link))
+                if view is not None:
+                    sink.write_raw(b"".join(pieces), n - len(dropped))  # type: ignore[union-attr, arg-type]
+                kept += n - len(dropped)
+                progress("write", n - len(dropped))
+                i += n
+                continue
             pieces: list[object] = []
             run_lo = run_hi = -1  # the run of plain kept lines not yet in `pieces`
             kept_here = 0
@@ -426,6 +446,32 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
             progress("write", kept_here)
     counter["kept"] += kept
     return kept
+
+
+def _chunk_pieces(special: list[int], first: int, view: memoryview | None, bounds: array,
+                  splices: array, links: dict[int, Link], members: dict[int, list[int]],
+                  ids: list[str]) -> tuple[list[object], list[int]]:
+    """One wholly accepted chunk's corpus bytes as pieces, and its dropped articles: ``special``
+    holds (ascending) the chunk's articles that are dropped or have duplicates, ``first`` is
+    the index of its first article. Runs of lines between them are copied whole."""
+    pieces: list[object] = []
+    dropped: list[int] = []
+    start = 0  # the start of the run of lines not yet in `pieces`
+    for i in special:
+        k = i - first
+        if i in links:
+            dropped.append(i)
+            if view is not None:
+                if bounds[k] > start:
+                    pieces.append(view[start:bounds[k]])
+                start = bounds[k + 1]
+        elif view is not None:
+            cut = bounds[k] + splices[k]  # the line's `[]`
+            pieces += (view[start:cut], orjson.dumps([ids[j] for j in members[i]]))
+            start = cut + 2
+    if view is not None and bounds[-1] > start:
+        pieces.append(view[start:bounds[-1]])
+    return pieces, dropped
 
 
 S = TypeVar("S", bound="Summary")
