@@ -921,8 +921,9 @@ done:
  * out_sizes[d] = the number of distinct n-gram hashes of text d (``shingle``'s count) and
  * out_sigs[d] = the MinHash signature of them (``minhash``), one text at a time: its grams are
  * hashed, counted (distinct ones), mixed and signed while they are in L1, with no
- * flat array of all the hashes in between. out_sizes None: signatures only, the grams not
- * sorted (a MinHash does not depend on repeats or order). */
+ * flat array of all the hashes in between (texts of COUNT_MAX grams or more are sort-uniqued
+ * for the count instead). out_sizes None: signatures only, the grams not counted (a MinHash
+ * does not depend on repeats or order). */
 static PyObject *k_shingle_sign(PyObject *self, PyObject *args)
 {
     PyObject *texts, *otable, *oascii, *oweights, *oa, *ob, *osizes, *osigs;

@@ -394,53 +394,50 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
                     if duplicates is not None:
                         link = links[d]
                         duplicates.write(duplicate_record(index, d, ids[link.kept], link))
-                if view is not None:
-                    sink.write_raw(b"".join(pieces), n - len(dropped))  # type: ignore[union-attr, arg-type]
-                kept += n - len(dropped)
-                progress("write", n - len(dropped))
+                kept_here = n - len(dropped)
                 i += n
-                continue
-            pieces: list[object] = []
-            run_lo = run_hi = -1  # the run of plain kept lines not yet in `pieces`
-            kept_here = 0
-            for k in range(len(bounds) - 1) if keep is None else keep:
-                aid = ids[i]
-                if i in earlier:
-                    counter["duplicates"] += 1
-                    in_run = links.get(i)
-                    group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
-                    _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
-                    i += 1
-                    continue
-                link = links.get(i)
-                cluster = ids[link.kept] if link is not None else aid
-                if clusters_out is not None:
-                    clusters_out.write({"id": aid, "cluster": cluster})
-                if link is not None:
-                    counter["duplicates"] += 1
-                    if duplicates is not None:
-                        duplicates.write(duplicate_record(index, i, cluster, link))
-                    i += 1
-                    continue
-                kept_here += 1
-                if view is not None:
-                    lo, hi = bounds[k], bounds[k + 1]
-                    dups = members.get(i)
-                    if dups is None and lo == run_hi:
-                        run_hi = hi
-                    else:
-                        if run_hi > run_lo:
-                            pieces.append(view[run_lo:run_hi])
-                        if dups is None:
-                            run_lo, run_hi = lo, hi
+            else:
+                pieces = []
+                run_lo = run_hi = -1  # the run of plain kept lines not yet in `pieces`
+                kept_here = 0
+                for k in range(len(bounds) - 1) if keep is None else keep:
+                    aid = ids[i]
+                    if i in earlier:
+                        counter["duplicates"] += 1
+                        in_run = links.get(i)
+                        group = in_run.cluster_size if in_run is not None else len(members.get(i, ())) + 1
+                        _write_earlier(i, earlier[i], index, clusters_out, duplicates, group)
+                        i += 1
+                        continue
+                    link = links.get(i)
+                    cluster = ids[link.kept] if link is not None else aid
+                    if clusters_out is not None:
+                        clusters_out.write({"id": aid, "cluster": cluster})
+                    if link is not None:
+                        counter["duplicates"] += 1
+                        if duplicates is not None:
+                            duplicates.write(duplicate_record(index, i, cluster, link))
+                        i += 1
+                        continue
+                    kept_here += 1
+                    if view is not None:
+                        lo, hi = bounds[k], bounds[k + 1]
+                        dups = members.get(i)
+                        if dups is None and lo == run_hi:
+                            run_hi = hi
                         else:
-                            cut = lo + splices[k]  # the line's `[]`
-                            pieces += (view[lo:cut], orjson.dumps([ids[j] for j in dups]), view[cut + 2:hi])
-                            run_lo = run_hi = -1
-                i += 1
-            if view is not None:
-                if run_hi > run_lo:
+                            if run_hi > run_lo:
+                                pieces.append(view[run_lo:run_hi])
+                            if dups is None:
+                                run_lo, run_hi = lo, hi
+                            else:
+                                cut = lo + splices[k]  # the line's `[]`
+                                pieces += (view[lo:cut], orjson.dumps([ids[j] for j in dups]), view[cut + 2:hi])
+                                run_lo = run_hi = -1
+                    i += 1
+                if view is not None and run_hi > run_lo:
                     pieces.append(view[run_lo:run_hi])
+            if view is not None:
                 sink.write_raw(b"".join(pieces), kept_here)  # type: ignore[union-attr, arg-type]
             kept += kept_here
             progress("write", kept_here)
