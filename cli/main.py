@@ -17,6 +17,7 @@ from cli.display import print_explanations, print_summary, progress_bar, stderr_
 from cli.index_cmd import index, index_options
 from dedupe.config import DedupeConfig
 from ingest.index_store import IndexStoreError
+from ingest.parallel import WorkerDied
 from ingest.pipeline import (
     KEEP_POLICIES,
     AccountingError,
@@ -249,7 +250,7 @@ def _run(kw: dict[str, Any], outputs: Outputs) -> Summary:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         raise click.ClickException(str(exc)) from exc
-    except (BadInput, InputError, AccountingError, IndexStoreError, ValueError) as exc:
+    except (BadInput, InputError, AccountingError, IndexStoreError, ValueError, WorkerDied) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)

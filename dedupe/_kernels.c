@@ -8,6 +8,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1420,6 +1421,137 @@ done:
     return out;
 }
 
+/* ---- the candidate prefilter (dedupe/clusters.py) ---------------------------------------- */
+
+/* fingerprints(sigs, nperm, words, out): row r of out ((n, words) uint64) packs 4 bits of each
+ * of signature r's nperm uint32 values, 16 to a word: the top 4 bits of value * 0x9E3779B1
+ * (mod 2**32), value p at bits 4 * (p % 16) of word p / 16 -- `_fingerprint_rows`' layout. */
+static PyObject *k_fingerprints(PyObject *self, PyObject *args)
+{
+    PyObject *osig, *oout;
+    Py_ssize_t nperm, words;
+    if (!PyArg_ParseTuple(args, "OnnO", &osig, &nperm, &words, &oout))
+        return NULL;
+    if (nperm <= 0 || words * 16 < nperm) {
+        PyErr_SetString(PyExc_ValueError, "fingerprints: need 0 < nperm <= 16 * words");
+        return NULL;
+    }
+    Buf bs = {0}, bo = {0};
+    PyObject *result = NULL;
+    if (get_buf(osig, &bs, 4, 0, 0, "sigs") < 0)
+        goto done;
+    Py_ssize_t n = bs.view.len / 4 / nperm;
+    if (get_buf(oout, &bo, 8, n * words, 1, "out") < 0)
+        goto done;
+    const uint32_t *v = (const uint32_t *)bs.view.buf;
+    uint64_t *out = (uint64_t *)bo.view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < n; r++) {
+        const uint32_t *row = v + r * nperm;
+        for (Py_ssize_t w = 0; w < words; w++) {
+            uint64_t acc = 0;
+            Py_ssize_t lo = w * 16, hi = lo + 16 < nperm ? lo + 16 : nperm;
+            for (Py_ssize_t q = lo; q < hi; q++)
+                acc |= (uint64_t)((uint32_t)(row[q] * 0x9E3779B1u) >> 28) << (4 * (q - lo));
+            out[r * words + w] = acc;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    rel_buf(&bs);
+    rel_buf(&bo);
+    return result;
+}
+
+/* may_link(fp, words, i, j, sizes, nperm, jac_need, cthr, min_shingles, out): out[k] = 1 when
+ * pair (i[k], j[k]) could link: nperm minus the count of unequal fingerprint nibbles (an upper
+ * bound on its equal signature values) reaches the count it needs -- the float arithmetic of
+ * NearDuplicateFinder._count_needed, operation for operation (its safety margin is far above
+ * any rounding difference, so the bound stays sound either way). */
+static PyObject *k_may_link(PyObject *self, PyObject *args)
+{
+    PyObject *ofp, *oi, *oj, *osz, *oout;
+    Py_ssize_t words, nperm, min_sh;
+    double jac_need, cthr;
+    if (!PyArg_ParseTuple(args, "OnOOOnddnO", &ofp, &words, &oi, &oj, &osz, &nperm, &jac_need, &cthr,
+                          &min_sh, &oout))
+        return NULL;
+    if (words <= 0) {
+        PyErr_SetString(PyExc_ValueError, "may_link: words must be positive");
+        return NULL;
+    }
+    Buf bf = {0}, bi = {0}, bj = {0}, bz = {0}, bo = {0};
+    PyObject *result = NULL;
+    if (get_buf(ofp, &bf, 8, 0, 0, "fp") < 0 || get_buf(oi, &bi, 8, 0, 0, "i") < 0
+        || get_buf(oj, &bj, 8, bi.view.len / 8, 0, "j") < 0 || get_buf(osz, &bz, 8, 0, 0, "sizes") < 0
+        || get_buf(oout, &bo, 1, bi.view.len / 8, 1, "out") < 0)
+        goto done;
+    Py_ssize_t m = bi.view.len / 8, rows = bf.view.len / 8 / words, nsz = bz.view.len / 8;
+    const uint64_t *fp = (const uint64_t *)bf.view.buf;
+    const int64_t *ii = (const int64_t *)bi.view.buf, *jj = (const int64_t *)bj.view.buf;
+    const int64_t *sizes = (const int64_t *)bz.view.buf;
+    uint8_t *out = (uint8_t *)bo.view.buf;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        if (ii[k] < 0 || jj[k] < 0 || ii[k] >= rows || jj[k] >= rows || ii[k] >= nsz || jj[k] >= nsz) {
+            PyErr_SetString(PyExc_IndexError, "may_link: pair index out of range");
+            goto done;
+        }
+    }
+    const double floor_sh = min_sh > 1 ? (double)min_sh : 1.0;
+    const double margin = 1e-6 * (double)nperm;
+    const int no_need = cthr <= 0.0 || jac_need <= 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < m; k++) {
+        const uint64_t *fa = fp + ii[k] * words, *fb = fp + jj[k] * words;
+        int64_t unequal = 0;
+        if (words <= 15) {  /* a nibble of the sum cannot overflow: fold its bytes once */
+            uint64_t sum = 0;
+            for (Py_ssize_t w = 0; w < words; w++) {
+                uint64_t x = fa[w] ^ fb[w];
+                x |= x >> 1;
+                x |= x >> 2;
+                sum += x & 0x1111111111111111ULL;
+            }
+            sum = (sum & 0x0F0F0F0F0F0F0F0FULL) + ((sum >> 4) & 0x0F0F0F0F0F0F0F0FULL);
+            unequal = (int64_t)((sum * 0x0101010101010101ULL) >> 56);
+        } else {
+            for (Py_ssize_t w = 0; w < words; w++) {
+                uint64_t x = fa[w] ^ fb[w];
+                x |= x >> 1;
+                x |= x >> 2;
+                unequal += __builtin_popcountll(x & 0x1111111111111111ULL);
+            }
+        }
+        double bound = (double)(nperm - unequal), need;
+        if (no_need) {
+            need = 0.0;
+        } else {
+            double sa = (double)sizes[ii[k]], sb = (double)sizes[jj[k]];
+            double small = sa < sb ? sa : sb;
+            double t = cthr * small;
+            need = t * (double)nperm / (sa + sb - t);
+            if (small < floor_sh)
+                need = INFINITY;
+            if (need > jac_need)
+                need = jac_need;
+            need -= margin;
+        }
+        out[k] = bound >= need;
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    rel_buf(&bf);
+    rel_buf(&bi);
+    rel_buf(&bj);
+    rel_buf(&bz);
+    rel_buf(&bo);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"shingle", k_shingle, METH_VARARGS, "Sorted unique uint32 n-gram hashes of many texts."},
     {"normalise", k_normalise, METH_VARARGS, "Normalised strings of many texts."},
@@ -1427,6 +1559,8 @@ static PyMethodDef methods[] = {
     {"minhash", k_minhash, METH_VARARGS, "affine32 MinHash signatures of many hash sets."},
     {"shingle_sign", k_shingle_sign, METH_VARARGS,
      "Distinct n-gram counts (unless out_sizes is None) and MinHash signatures of many texts."},
+    {"fingerprints", k_fingerprints, METH_VARARGS, "4-bit fingerprints of MinHash signatures."},
+    {"may_link", k_may_link, METH_VARARGS, "Pairs the fingerprint bound lets through to verification."},
     {"set_avx512", k_set_avx512, METH_VARARGS,
      "Select the MinHash loop (0 portable, 1 AVX-512); returns the one in use."},
     {NULL, NULL, 0, NULL},

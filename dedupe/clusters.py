@@ -26,6 +26,7 @@ import numpy as np
 
 from .config import DedupeConfig
 from .index import PairSet, all_band_keys, bucket_pairs, lsh_params, pair_codes, split_codes
+from .shingles import _kernels
 
 KEEP_POLICIES = ("first", "longest", "earliest-date")
 
@@ -364,6 +365,11 @@ class NearDuplicateFinder:
         words = (self.config.num_perm + 15) // 16
         out = np.empty((self._sigs.n, words), np.uint64)
         pos = 0
+        if _kernels is not None:  # (numpy's temporaries, on fresh pages, cost 3x the work)
+            for b, m in self._sigs.filled():
+                _kernels.fingerprints(np.ascontiguousarray(b[:m]), self.config.num_perm, words, out[pos : pos + m])
+                pos += m
+            return out
         for b, m in self._sigs.filled():
             for lo in range(0, m, _CHUNK):
                 hi = min(m, lo + _CHUNK)
@@ -376,6 +382,19 @@ class NearDuplicateFinder:
     ) -> np.ndarray:
         """Pairs that could pass ``_passes``, by the fingerprint bound on their count of equal
         signature values (sound: a pair it drops would fail verification)."""
+        if _kernels is not None:  # the same test, a pair at a time, without temporaries
+            cfg = self.config
+            out = np.empty(i.size, np.bool_)
+            _kernels.may_link(fp, fp.shape[1], np.ascontiguousarray(i, np.int64), np.ascontiguousarray(j, np.int64),
+                              np.ascontiguousarray(sizes, np.int64), cfg.num_perm, cfg.jaccard_threshold * cfg.num_perm,
+                              cfg.containment_threshold, cfg.min_containment_shingles, out.view(np.uint8))
+            return out
+        return self._may_link_reference(fp, i, j, sizes)
+
+    def _may_link_reference(
+        self, fp: np.ndarray, i: np.ndarray, j: np.ndarray, sizes: np.ndarray
+    ) -> np.ndarray:
+        """``_may_link`` in numpy: the reference of ``_kernels.may_link``."""
         unequal = _unequal_nibbles(np.take(fp, i, axis=0), np.take(fp, j, axis=0))
         bound = self.config.num_perm - unequal
         return bound >= self._count_needed(sizes[i].astype(np.float64), sizes[j].astype(np.float64))

@@ -127,3 +127,38 @@ def test_exact_store_path_matches_brute_force_on_small_data():
         f.add(g, np.unique(rng.integers(0, 2**32, size=s, dtype=np.uint64).astype(np.uint32)), length=s)
     res = f.finish()  # random shingle sets: nothing verifies exactly
     assert res.kept.all()
+
+
+@pytest.mark.skipif(C._kernels is None, reason="THRESHER_NO_KERNELS: no compiled kernels to compare")
+@pytest.mark.parametrize("num_perm", [128, 37, 16, 300])
+def test_the_prefilter_kernels_equal_their_numpy_reference(num_perm):
+    """`_kernels.fingerprints` and `_kernels.may_link` against `_fingerprint_rows` and
+    `_may_link_reference`, value for value: near-copies, small and empty sets, and configs
+    whose containment or Jaccard test is off."""
+    rng = np.random.default_rng(num_perm)
+    n = 700
+    sigs = rng.integers(0, 2**32, size=(n, num_perm), dtype=np.uint64).astype(np.uint32)
+    for k in range(1, n):
+        share = rng.random(num_perm) < k / n
+        sigs[k, share] = sigs[k - 1, share]
+    sizes = rng.integers(0, 60, size=n) * rng.integers(1, 50, size=n)
+    words = (num_perm + 15) // 16
+    out = np.full((n, words), 7, np.uint64)
+    C._kernels.fingerprints(sigs, num_perm, words, out)
+    assert out.tolist() == _fingerprint_rows(sigs, words).tolist()
+    i = rng.integers(0, n, size=20_000)
+    j = np.clip(i + rng.integers(-3, 4, size=i.size), 0, n - 1)
+    configs = [DedupeConfig(num_perm=num_perm), DedupeConfig(num_perm=num_perm, containment_threshold=0.0),
+               DedupeConfig(num_perm=num_perm, jaccard_threshold=0.0), DedupeConfig(num_perm=num_perm, min_containment_shingles=0)]
+    for cfg in configs:
+        f = NearDuplicateFinder(cfg)
+        f.add_many(sigs, sizes, sizes, [None] * n)
+        fp = f._fingerprints()
+        assert fp.tolist() == out.tolist()
+        got = f._may_link(fp, i, j, sizes)
+        with np.errstate(invalid="ignore"):  # (two empty sets: 0 / 0, as in the reference)
+            want = f._may_link_reference(fp, i, j, sizes)
+        assert got.dtype == want.dtype == np.bool_
+        assert got.tolist() == want.tolist()
+        if cfg == configs[0]:  # (the others let through everything, or all but the small sets)
+            assert 0 < got.sum() < got.size

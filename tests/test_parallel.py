@@ -1,0 +1,136 @@
+"""The ordered process pool (ingest/parallel.py): order, errors, dead workers, early stops, big
+messages, and both ways of starting workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from cli.main import cli
+from ingest import parallel
+from ingest.parallel import WorkerDied, Workers
+
+
+def _square_slowly(chunk: list[int]) -> list[tuple[int, int]]:
+    # uneven work: later chunks often finish before earlier ones
+    time.sleep(0.002 * (chunk[0] % 5))
+    return [(x, x * x) for x in chunk]
+
+
+def _fail_on(chunk: list[int], bad: int) -> list[int]:
+    if bad in chunk:
+        raise ValueError(f"record {bad} is bad")
+    return chunk
+
+
+def _die_on(chunk: list[int], bad: int) -> list[int]:
+    if bad in chunk:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return chunk
+
+
+def _echo_big(chunk: list[bytes]) -> list[int]:
+    return [len(b) for b in chunk] + [sum(chunk[0][::4096])]
+
+
+def _pid(chunk: list[int]) -> list[int]:
+    return [os.getpid()]
+
+
+def _chunks(n: int, size: int = 3) -> list[list[int]]:
+    return [list(range(k * size, (k + 1) * size)) for k in range(n)]
+
+
+@pytest.fixture(params=["fork", "forkserver"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(parallel, "_start_method", lambda: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_results_come_back_in_input_order(workers: int, start_method: str) -> None:
+    chunks = _chunks(60)
+    with Workers(workers, {}) as pool:
+        got = list(pool.map(_square_slowly, chunks, window=2))
+    assert got == [[(x, x * x) for x in c] for c in chunks]
+
+
+def test_every_worker_takes_chunks() -> None:
+    with Workers(2, {}) as pool:
+        pids = {r[0] for r in pool.map(_pid, [[k] for k in range(40)])}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_an_error_in_a_worker_is_raised_in_the_parent_with_its_traceback(start_method: str) -> None:
+    with pytest.raises(ValueError, match=r"^record 31 is bad$") as info:
+        with Workers(2, {}) as pool:
+            for _ in pool.map(_fail_on, _chunks(40), 31):
+                pass
+    if start_method == "fork":  # (a fork server's workers start late: the parent may meet it first)
+        assert "_fail_on" in str(info.value.__cause__)  # the worker's own traceback
+
+
+def test_results_before_the_error_are_all_delivered() -> None:
+    got = []
+    with pytest.raises(ValueError, match="record 31 is bad"):
+        with Workers(2, {}) as pool:
+            for result in pool.map(_fail_on, _chunks(40), 31):
+                got.append(result)
+    assert got == _chunks(10)  # chunk 10 holds 30-32
+
+
+def test_a_killed_worker_is_an_error_not_a_hang() -> None:
+    with pytest.raises(WorkerDied) as info:
+        with Workers(2, {}) as pool:
+            for _ in pool.map(_die_on, _chunks(40), 31):
+                pass
+    assert re.fullmatch(r"a worker process was killed by signal 9 \(out of memory\? try fewer --workers\) "
+                        r"with \d+ chunk\(s\) unfinished", str(info.value)), str(info.value)
+
+
+def test_a_map_stopped_early_leaves_the_pool_ready_for_the_next() -> None:
+    with Workers(2, {}) as pool:
+        first = pool.map(_square_slowly, _chunks(30))
+        assert next(first) == [(x, x * x) for x in range(3)]
+        first.close()  # the caller stops after one result
+        chunks = _chunks(20, size=2)
+        assert list(pool.map(_square_slowly, chunks)) == [[(x, x * x) for x in c] for c in chunks]
+
+
+def test_messages_larger_than_the_pipes_do_not_block(start_method: str) -> None:
+    """Tasks and results of several MB each, more in flight than any pipe holds: the parent
+    never blocks writing a task while a worker waits to hand back a result."""
+    big = [[bytes([k]) * (3 << 20), b"x" * k] for k in range(12)]
+    with Workers(2, {}) as pool:
+        got = list(pool.map(_echo_big, big, window=4))
+    assert got == [[3 << 20, k, k * len(range(0, 3 << 20, 4096))] for k in range(12)]
+
+
+def test_the_workers_are_gone_after_the_pool() -> None:
+    with Workers(2, {}) as pool:
+        pids = {r[0] for r in pool.map(_pid, [[k] for k in range(20)])}
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_dead_worker_reaches_the_user_as_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    import cli.main as main
+
+    def dead(*args: object, **kwargs: object) -> None:
+        raise WorkerDied("a worker process was killed by signal 9 (out of memory? try fewer --workers) "
+                         "with 3 chunk(s) unfinished")
+
+    monkeypatch.setattr(main, "run_ingest", dead)
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"id": "a", "text": "Some text."}\n')
+    result = CliRunner().invoke(cli, ["ingest", str(src), "-o", str(tmp_path / "out.jsonl"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output == ("Error: a worker process was killed by signal 9 (out of memory? try fewer "
+                             "--workers) with 3 chunk(s) unfinished\n")
