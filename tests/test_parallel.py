@@ -66,28 +66,25 @@ def test_every_worker_takes_chunks() -> None:
 
 
 def test_an_error_in_a_worker_is_raised_in_the_parent_with_its_traceback(start_method: str) -> None:
-    with pytest.raises(ValueError, match=r"^record 31 is bad$") as info:
-        with Workers(2, {}) as pool:
-            for _ in pool.map(_fail_on, _chunks(40), 31):
-                pass
+    with pytest.raises(ValueError, match=r"^record 31 is bad$") as info, Workers(2, {}) as pool:
+        for _ in pool.map(_fail_on, _chunks(40), 31):
+            pass
     if start_method == "fork":  # (a fork server's workers start late: the parent may meet it first)
         assert "_fail_on" in str(info.value.__cause__)  # the worker's own traceback
 
 
 def test_results_before_the_error_are_all_delivered() -> None:
     got = []
-    with pytest.raises(ValueError, match="record 31 is bad"):
-        with Workers(2, {}) as pool:
-            for result in pool.map(_fail_on, _chunks(40), 31):
-                got.append(result)
+    with pytest.raises(ValueError, match="record 31 is bad"), Workers(2, {}) as pool:
+        for result in pool.map(_fail_on, _chunks(40), 31):
+            got.append(result)  # noqa: PERF402 -- each result as it comes, until the error
     assert got == _chunks(10)  # chunk 10 holds 30-32
 
 
 def test_a_killed_worker_is_an_error_not_a_hang() -> None:
-    with pytest.raises(WorkerDied) as info:
-        with Workers(2, {}) as pool:
-            for _ in pool.map(_die_on, _chunks(40), 31):
-                pass
+    with pytest.raises(WorkerDied) as info, Workers(2, {}) as pool:
+        for _ in pool.map(_die_on, _chunks(40), 31):
+            pass
     assert re.fullmatch(r"a worker process was killed by signal 9 \(out of memory\? try fewer --workers\) "
                         r"with \d+ chunk\(s\) unfinished", str(info.value)), str(info.value)
 
@@ -121,7 +118,7 @@ def test_the_workers_are_gone_after_the_pool() -> None:
 def test_a_dead_worker_reaches_the_user_as_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     from click.testing import CliRunner
 
-    import cli.main as main
+    from cli import main
 
     def dead(*args: object, **kwargs: object) -> None:
         raise WorkerDied("a worker process was killed by signal 9 (out of memory? try fewer --workers) "
