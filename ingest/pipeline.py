@@ -352,7 +352,7 @@ def _run(
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     stage("clusters")
     clusters_count = _write_outputs(index, result, members, earlier, counter, corpus,
-                                    duplicates, clusters_out, progress, background=options.workers > 1)
+                                    duplicates, clusters_out, progress)
     stage("write")
 
     counts = {"read": counter["read"], "kept": counter["kept"], "duplicates": counter["duplicates"]}
@@ -363,13 +363,15 @@ def _run(
 def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int, list[int]],
                    earlier: dict[int, Earlier], counter: Counter[str], corpus: AtomicOutput | None,
                    duplicates: AtomicOutput | None, clusters_out: AtomicOutput | None,
-                   progress: ProgressFn, background: bool = False) -> int:
+                   progress: ProgressFn) -> int:
     """Pass 2: read the spilled chunks once, in input order, into the corpus (kept articles,
     their `duplicates` filled in), the duplicates record and the clusters file. Returns the
     number of clusters kept. This loop is serial, after all the workers: the corpus gets one
     write a chunk, of runs of spilled lines copied whole, and only the line of an article that
-    has duplicates is spliced. ``background``: the corpus blocks are written by a thread of
-    their own (`writers.BackgroundWriter`), for runs whose worker cores are idle by now."""
+    has duplicates is spliced. The corpus blocks are written by a thread of
+    their own (`writers.BackgroundWriter`), which overlaps the kernel's copy of one block with
+    the splicing of the next: the worker processes are done by now, and a one-worker run left
+    the other cores idle all along."""
     links = result.links if result is not None else {}
     ids = index.ids
     kept = 0
@@ -379,9 +381,7 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
     special = sorted(links.keys() | members.keys()) if clusters_out is None and not earlier else None
     with ExitStack() as stack:
         spill = stack.enter_context(SpillReader())
-        sink: AtomicOutput | BackgroundWriter | None = corpus
-        if background and corpus is not None:
-            sink = stack.enter_context(BackgroundWriter(corpus))
+        sink = stack.enter_context(BackgroundWriter(corpus)) if corpus is not None else None
         for at, bounds, splices, keep in index.chunks:
             view = memoryview(spill.read(at)) if corpus is not None else None
             if special is not None and keep is None:
