@@ -41,6 +41,15 @@ def _pid(chunk: list[int]) -> list[int]:
     return [os.getpid()]
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow, or absent in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _chunks(n: int, size: int = 3) -> list[list[int]]:
     return [list(range(k * size, (k + 1) * size)) for k in range(n)]
 
@@ -131,3 +140,44 @@ def test_a_dead_worker_reaches_the_user_as_one_line(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 1
     assert result.output == ("Error: a worker process was killed by signal 9 (out of memory? try fewer "
                              "--workers) with 3 chunk(s) unfinished\n")
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from ingest.parallel import Workers
+
+def pid_then_sleep(chunk):
+    import os
+    print(os.getpid(), flush=True)
+    time.sleep(1)
+    return chunk
+
+if __name__ == "__main__":
+    with Workers(2, {}) as pool:
+        for _ in pool.map(pid_then_sleep, [[k] for k in range(4)]):
+            pass
+"""
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path) -> None:
+    """`kill -9` of the parent alone: its workers see their task pipes close and exit, instead
+    of lingering (a forked worker holding its own pipe's write end would never see the end)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "orphans.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.stdout is not None
+    pids = {int(proc.stdout.readline()), int(proc.stdout.readline())}  # both workers are in a chunk
+    proc.kill()
+    proc.wait()
+    # each worker finishes the chunks it already holds (a second each), then meets the end of
+    # its task pipe
+    deadline = time.monotonic() + 60
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if _running(pid)}
+        time.sleep(0.1)
+    assert not alive, f"workers {sorted(alive)} outlived their parent"
