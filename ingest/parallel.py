@@ -143,8 +143,13 @@ def _write_all(fd: int, *parts: bytes) -> None:
             view = view[os.write(fd, view):]
 
 
-def _reply(fn: Callable[..., Any], chunk: Any, args: tuple[Any, ...]) -> bytes:
+def _reply(task: bytearray) -> bytes:
+    """Run one task (a pickled `(fn, chunk, args)`) and pickle its answer: `(True, result)`, or
+    `(False, exception, traceback text)` when unpickling the task, the call or pickling its
+    result failed."""
     try:
+        fn, chunk, args = pickle.loads(task)
+        del task
         return pickle.dumps((True, fn(chunk, *args)), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001 -- every failure goes back to the parent
         text = "".join(traceback.format_exception(exc))
@@ -167,10 +172,8 @@ def _serve(tasks: Connection, results: Connection, context: dict[str, Any], inhe
     reader = open(tasks.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
     out = results.fileno()
     while (task := _read_frame(reader)) is not None:
-        fn, chunk, args = pickle.loads(task)
+        reply = _reply(task)
         del task
-        reply = _reply(fn, chunk, args)
-        del chunk
         try:
             _write_all(out, _FRAME.pack(len(reply)), reply)
         except BrokenPipeError:
@@ -185,7 +188,7 @@ class _Worker:
     task_conn: Connection  # the parent's (non-blocking) write end
     result_conn: Connection  # the parent's read end
     results: Any  # a raw file on result_conn, read blocking
-    queued: deque[int] = field(default_factory=deque)  # its chunks' numbers, oldest first
+    queued: deque[tuple[int, int]] = field(default_factory=deque)  # (map, chunk number) it holds, oldest first
     outbox: bytearray = field(default_factory=bytearray)  # task bytes not yet written
 
 
@@ -224,6 +227,7 @@ class Workers:
         self._method = ""
         self._selector: selectors.BaseSelector | None = None
         self._answered = False  # a worker has sent back a result
+        self._map = 0  # which map call is current: answers to an abandoned one are dropped
         _set_context(context)  # in-process runs (one worker, or one chunk) use it too
 
     def __enter__(self) -> Workers:
@@ -307,7 +311,7 @@ class Workers:
         """Hand chunk `number` to the worker holding the fewest chunks (the first such)."""
         pool = self._pool or []
         worker = min(pool, key=lambda w: len(w.queued))
-        worker.queued.append(number)
+        worker.queued.append((self._map, number))
         pending = bool(worker.outbox)
         worker.outbox += _FRAME.pack(len(task))
         worker.outbox += task
@@ -356,18 +360,22 @@ class Workers:
                 frame = None
             if frame is None or not worker.queued:
                 raise self._died(worker)
-            number = worker.queued.popleft()
+            current, number = worker.queued.popleft()
+            self._answered = True
+            if current != self._map:
+                continue  # the answer to a chunk of a map its caller left early
             try:
                 done[number] = pickle.loads(frame)
             except Exception as exc:  # noqa: BLE001 -- e.g. an exception type that cannot be rebuilt
                 done[number] = (False, RuntimeError(f"a worker's result could not be read: {exc}"), "")
-            self._answered = True
 
     def map(self, fn: Callable[..., list[R]], chunks: Iterable[list[Any]], *args: Any,
             window: int = 0) -> Iterator[list[R]]:
         """Apply `fn(chunk, *args)` to each chunk; yields results in chunk order. Up to three
         chunks a worker are in flight, and `window` more: a chunk handed out before the
-        previous result is yielded keeps the workers busy while the caller works on it."""
+        previous result is yielded keeps the workers busy while the caller works on it.
+        One map at a time: a caller that leaves a map early (an error, `close`, or a new map)
+        leaves its chunks still out to finish, and their answers are dropped as they come."""
         it = iter(chunks)
         first = next(it, None)
         if first is None:
@@ -382,6 +390,8 @@ class Workers:
             return
         starting = self._pool is None
         self._start()
+        self._map += 1
+        this_map = self._map
         # Workers from a fork server take ~0.5 s to start (imports): the parent works meanwhile.
         # Forked ones are ready at once, and a parent doing chunks too would only compete with them.
         warming = starting and self._method != "fork"
@@ -390,42 +400,37 @@ class Workers:
         handed = yielded = 0  # chunks handed out (to the workers or done here), chunks yielded
         source = chain((first,) if second is None else (first, second), it)
         exhausted = False
-        try:
-            while True:
-                while not exhausted and handed - yielded < (_WARMING_MAX if warming else limit):
-                    if warming and handed >= limit:
-                        self._collect(done, 0)
-                        if self._answered:
-                            warming = False
-                            continue
-                    chunk = next(source, None)
-                    if chunk is None:
-                        exhausted = True
-                        break
-                    if warming and handed >= limit:
-                        # Until a worker answers, the parent does the work itself rather than
-                        # wait idle (results stay in chunk order: they queue behind the pool's).
-                        done[handed] = (True, fn(chunk, *args))
-                    else:
-                        self._send(handed, pickle.dumps((fn, chunk, args), protocol=pickle.HIGHEST_PROTOCOL))
-                    handed += 1
-                    del chunk
-                if yielded in done:
-                    reply = done.pop(yielded)
-                    yielded += 1
-                    if not reply[0]:
-                        raise reply[1] from _RemoteTraceback(reply[2]) if reply[2] else None
-                    yield reply[1]
-                    continue
-                if exhausted and yielded == handed:
-                    return
-                warming = False  # waiting for a worker now: it has answered once this returns
-                self._collect(done, None)
-        except GeneratorExit:
-            # The caller stopped early: take the chunks still out, so that the next map's
-            # results are not preceded by this one's.
-            while any(w.queued for w in self._pool or ()):
-                self._collect({}, None)
-            raise
+        while True:
+            if self._map != this_map:
+                raise RuntimeError("a newer map started on this pool: it runs one map at a time")
+            while not exhausted and handed - yielded < (_WARMING_MAX if warming else limit):
+                if warming and handed >= limit:
+                    self._collect(done, 0)
+                    if self._answered:
+                        warming = False
+                        continue
+                chunk = next(source, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                if warming and handed >= limit:
+                    # Until a worker answers, the parent does the work itself rather than
+                    # wait idle (results stay in chunk order: they queue behind the pool's).
+                    done[handed] = (True, fn(chunk, *args))
+                else:
+                    self._send(handed, pickle.dumps((fn, chunk, args), protocol=pickle.HIGHEST_PROTOCOL))
+                handed += 1
+                del chunk
+            if yielded in done:
+                reply = done.pop(yielded)
+                yielded += 1
+                if not reply[0]:
+                    raise reply[1] from _RemoteTraceback(reply[2]) if reply[2] else None
+                yield reply[1]
+                continue
+            if exhausted and yielded == handed:
+                return
+            warming = False  # waiting for a worker now: it has answered once this returns
+            self._collect(done, None)
 
 

@@ -37,6 +37,19 @@ def _echo_big(chunk: list[bytes]) -> list[int]:
     return [len(b) for b in chunk] + [sum(chunk[0][::4096])]
 
 
+def _cannot_rebuild() -> None:
+    raise ValueError("this object cannot be rebuilt here")
+
+
+class _Unpicklable:
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_cannot_rebuild, ())
+
+
+def _identity(chunk: list[object]) -> list[object]:
+    return chunk
+
+
 def _pid(chunk: list[int]) -> list[int]:
     return [os.getpid()]
 
@@ -82,6 +95,20 @@ def test_an_error_in_a_worker_is_raised_in_the_parent_with_its_traceback(start_m
         assert "_fail_on" in str(info.value.__cause__)  # the worker's own traceback
 
 
+def _slowly(chunk: list[object]) -> list[object]:
+    time.sleep(0.2)
+    return chunk
+
+
+def test_a_task_the_worker_cannot_unpickle_is_an_error_and_the_pool_goes_on() -> None:
+    """The error comes back as the chunk's answer; the chunks still out behind it (slow ones)
+    answer later, and the next map must not take their answers for its own."""
+    with Workers(2, {}) as pool:
+        with pytest.raises(ValueError, match="^this object cannot be rebuilt here$"):
+            list(pool.map(_slowly, [[_Unpicklable()], [10], [11], [12], [13]]))
+        assert list(pool.map(_identity, [[k] for k in range(6)])) == [[k] for k in range(6)]
+
+
 def test_results_before_the_error_are_all_delivered() -> None:
     got = []
     with pytest.raises(ValueError, match="record 31 is bad"), Workers(2, {}) as pool:
@@ -96,6 +123,15 @@ def test_a_killed_worker_is_an_error_not_a_hang() -> None:
             pass
     assert re.fullmatch(r"a worker process was killed by signal 9 \(out of memory\? try fewer --workers\) "
                         r"with \d+ chunk\(s\) unfinished", str(info.value)), str(info.value)
+
+
+def test_a_map_left_for_a_new_one_says_so_if_resumed() -> None:
+    with Workers(2, {}) as pool:
+        first = pool.map(_square_slowly, _chunks(30))
+        next(first)
+        assert list(pool.map(_identity, [[k] for k in range(5)])) == [[k] for k in range(5)]
+        with pytest.raises(RuntimeError, match="^a newer map started on this pool: it runs one map at a time$"):
+            list(first)
 
 
 def test_a_map_stopped_early_leaves_the_pool_ready_for_the_next() -> None:
