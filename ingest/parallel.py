@@ -149,7 +149,6 @@ def _reply(task: bytearray) -> bytes:
     result failed."""
     try:
         fn, chunk, args = pickle.loads(task)
-        del task
         return pickle.dumps((True, fn(chunk, *args)), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001 -- every failure goes back to the parent
         text = "".join(traceback.format_exception(exc))
