@@ -136,11 +136,18 @@ def _read_frame(fh: Any) -> bytearray | None:
     return body
 
 
-def _write_all(fd: int, *parts: bytes) -> None:
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
+def _write_frame(fd: int, body: bytes) -> int:
+    """Write one message (length, then `body`) in one system call where the pipe takes it all;
+    returns the bytes written, which on a non-blocking pipe may be fewer."""
+    head = _FRAME.pack(len(body))
+    return os.writev(fd, (head, body))
+
+
+def _frame_rest(body: bytes, written: int) -> bytes:
+    """What `_write_frame` left unwritten of the message of `body`."""
+    if written < _FRAME.size:
+        return _FRAME.pack(len(body))[written:] + body
+    return body[written - _FRAME.size:]
 
 
 def _reply(task: bytearray) -> bytes:
@@ -174,7 +181,11 @@ def _serve(tasks: Connection, results: Connection, context: dict[str, Any], inhe
         reply = _reply(task)
         del task
         try:
-            _write_all(out, _FRAME.pack(len(reply)), reply)
+            written = _write_frame(out, reply)
+            if written < _FRAME.size + len(reply):
+                rest = memoryview(_frame_rest(reply, written))
+                while rest:
+                    rest = rest[os.write(out, rest):]
         except BrokenPipeError:
             return  # the parent stopped listening: nothing is waiting for this answer
 
@@ -307,15 +318,24 @@ class Workers:
         return worker
 
     def _send(self, number: int, task: bytes) -> None:
-        """Hand chunk `number` to the worker holding the fewest chunks (the first such)."""
+        """Hand chunk `number` to the worker holding the fewest chunks (the first such). The
+        task goes straight to its pipe; only what the pipe does not take yet is buffered."""
         pool = self._pool or []
         worker = min(pool, key=lambda w: len(w.queued))
         worker.queued.append((self._map, number))
-        pending = bool(worker.outbox)
-        worker.outbox += _FRAME.pack(len(task))
-        worker.outbox += task
-        if not pending:
-            self._flush(worker)
+        if worker.outbox:  # earlier tasks still wait for the pipe: this one queues behind them
+            worker.outbox += _FRAME.pack(len(task))
+            worker.outbox += task
+            return
+        try:
+            written = _write_frame(worker.task_conn.fileno(), task)
+        except BlockingIOError:
+            written = 0
+        except BrokenPipeError:
+            raise self._died(worker) from None
+        if written < _FRAME.size + len(task):
+            worker.outbox += _frame_rest(task, written)
+            self._watch(worker)
 
     def _flush(self, worker: _Worker) -> None:
         """Write what the pipe takes of a worker's unsent tasks; the rest waits for the pipe
@@ -329,7 +349,12 @@ class Workers:
             except BrokenPipeError:
                 raise self._died(worker) from None
             del worker.outbox[:written]
+        self._watch(worker)
+
+    def _watch(self, worker: _Worker) -> None:
+        """Have `_collect` wake up when a worker's task pipe can take more, while it has unsent tasks."""
         assert self._selector is not None
+        fd = worker.task_conn.fileno()
         watched = fd in self._selector.get_map()
         if worker.outbox and not watched:
             self._selector.register(fd, selectors.EVENT_WRITE, worker)

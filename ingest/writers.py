@@ -165,8 +165,8 @@ class AtomicOutput:
 
 class BackgroundWriter:
     """`AtomicOutput.write_raw` on a thread of its own, in order: the kernel's copy of one block
-    into the page cache overlaps the reading and splicing of the next (pass 2 of a run with
-    worker processes, whose cores are free by then). A write error is raised by the next
+    into the page cache overlaps the reading and splicing of the next (pass 2, when the worker
+    processes are done, or a one-worker run's idle cores). A write error is raised by the next
     `write_raw` or by `close`; leaving the block on an exception drops what is still queued."""
 
     def __init__(self, out: AtomicOutput, depth: int = 4) -> None:

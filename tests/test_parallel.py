@@ -217,3 +217,10 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path) -> None:
         alive = {pid for pid in alive if _running(pid)}
         time.sleep(0.1)
     assert not alive, f"workers {sorted(alive)} outlived their parent"
+
+
+def test_what_a_partial_write_leaves_is_the_rest_of_the_message() -> None:
+    body = bytes(range(256)) * 3
+    message = parallel._FRAME.pack(len(body)) + body
+    for written in (0, 1, 7, 8, 9, 100, len(message) - 1):
+        assert parallel._frame_rest(body, written) == message[written:]
