@@ -1465,6 +1465,60 @@ done:
     return result;
 }
 
+/* The fingerprint bound of one pair (see k_may_link), its constants computed once a call. */
+typedef struct {
+    Py_ssize_t words, nperm;
+    double jac_need, cthr, floor_sh, margin;
+    int no_need;
+} LinkTest;
+
+static LinkTest link_test(Py_ssize_t words, Py_ssize_t nperm, double jac_need, double cthr, Py_ssize_t min_sh)
+{
+    LinkTest lt = {words, nperm, jac_need, cthr, min_sh > 1 ? (double)min_sh : 1.0, 1e-6 * (double)nperm,
+                   cthr <= 0.0 || jac_need <= 0.0};
+    return lt;
+}
+
+static inline int pair_may_link(const LinkTest *lt, const uint64_t *fp, const int64_t *sizes, int64_t a, int64_t b)
+{
+    const Py_ssize_t words = lt->words;
+    const uint64_t *fa = fp + a * words, *fb = fp + b * words;
+    int64_t unequal = 0;
+    if (words <= 15) {  /* a nibble of the sum cannot overflow: fold its bytes once */
+        uint64_t sum = 0;
+        for (Py_ssize_t w = 0; w < words; w++) {
+            uint64_t x = fa[w] ^ fb[w];
+            x |= x >> 1;
+            x |= x >> 2;
+            sum += x & 0x1111111111111111ULL;
+        }
+        sum = (sum & 0x0F0F0F0F0F0F0F0FULL) + ((sum >> 4) & 0x0F0F0F0F0F0F0F0FULL);
+        unequal = (int64_t)((sum * 0x0101010101010101ULL) >> 56);
+    } else {
+        for (Py_ssize_t w = 0; w < words; w++) {
+            uint64_t x = fa[w] ^ fb[w];
+            x |= x >> 1;
+            x |= x >> 2;
+            unequal += __builtin_popcountll(x & 0x1111111111111111ULL);
+        }
+    }
+    double bound = (double)(lt->nperm - unequal), need;
+    if (lt->no_need) {
+        need = 0.0;
+    } else {
+        double sa = (double)sizes[a], sb = (double)sizes[b];
+        double small = sa < sb ? sa : sb;
+        double t = lt->cthr * small;
+        need = t * (double)lt->nperm / (sa + sb - t);
+        if (small < lt->floor_sh)
+            need = INFINITY;
+        if (need > lt->jac_need)
+            need = lt->jac_need;
+        need -= lt->margin;
+    }
+    return bound >= need;
+}
+
 /* may_link(fp, words, i, j, sizes, nperm, jac_need, cthr, min_shingles, out): out[k] = 1 when
  * pair (i[k], j[k]) could link: nperm minus the count of unequal fingerprint nibbles (an upper
  * bound on its equal signature values) reaches the count it needs -- the float arithmetic of
@@ -1499,47 +1553,10 @@ static PyObject *k_may_link(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    const double floor_sh = min_sh > 1 ? (double)min_sh : 1.0;
-    const double margin = 1e-6 * (double)nperm;
-    const int no_need = cthr <= 0.0 || jac_need <= 0.0;
+    const LinkTest lt = link_test(words, nperm, jac_need, cthr, min_sh);
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < m; k++) {
-        const uint64_t *fa = fp + ii[k] * words, *fb = fp + jj[k] * words;
-        int64_t unequal = 0;
-        if (words <= 15) {  /* a nibble of the sum cannot overflow: fold its bytes once */
-            uint64_t sum = 0;
-            for (Py_ssize_t w = 0; w < words; w++) {
-                uint64_t x = fa[w] ^ fb[w];
-                x |= x >> 1;
-                x |= x >> 2;
-                sum += x & 0x1111111111111111ULL;
-            }
-            sum = (sum & 0x0F0F0F0F0F0F0F0FULL) + ((sum >> 4) & 0x0F0F0F0F0F0F0F0FULL);
-            unequal = (int64_t)((sum * 0x0101010101010101ULL) >> 56);
-        } else {
-            for (Py_ssize_t w = 0; w < words; w++) {
-                uint64_t x = fa[w] ^ fb[w];
-                x |= x >> 1;
-                x |= x >> 2;
-                unequal += __builtin_popcountll(x & 0x1111111111111111ULL);
-            }
-        }
-        double bound = (double)(nperm - unequal), need;
-        if (no_need) {
-            need = 0.0;
-        } else {
-            double sa = (double)sizes[ii[k]], sb = (double)sizes[jj[k]];
-            double small = sa < sb ? sa : sb;
-            double t = cthr * small;
-            need = t * (double)nperm / (sa + sb - t);
-            if (small < floor_sh)
-                need = INFINITY;
-            if (need > jac_need)
-                need = jac_need;
-            need -= margin;
-        }
-        out[k] = bound >= need;
-    }
+    for (Py_ssize_t k = 0; k < m; k++)
+        out[k] = pair_may_link(&lt, fp, sizes, ii[k], jj[k]);
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
     result = Py_None;
@@ -1552,6 +1569,157 @@ done:
     return result;
 }
 
+
+/* band_candidates(keys, indices, full, links, fp, words, sizes, nperm, jac_need, cthr, min_shingles)
+ * -> (codes, collisions, passed): one band's candidate pairs, the whole of index.bucket_pairs
+ * (its reference) in one pass, and, when fp is not None, only those may_link lets through.
+ * A bucket is the entries with equal keys, members in entry order (indices ascending: article
+ * order); a bucket of up to `full` members gives all its pairs, a larger one pairs each member
+ * with each of its first `links` members. codes: bytes of uint64 min << 32 | max, one per pair
+ * kept, in no particular order (callers sort); collisions: the pairs before the bound. Buckets
+ * are found with a hash table on the full keys (exact), not a sort: a band costs one pass. */
+static PyObject *k_band_candidates(PyObject *self, PyObject *args)
+{
+    PyObject *okeys, *oidx, *ofp, *osz;
+    Py_ssize_t full, links, words, nperm, min_sh;
+    double jac_need, cthr;
+    if (!PyArg_ParseTuple(args, "OOnnOnOnddn", &okeys, &oidx, &full, &links, &ofp, &words, &osz, &nperm,
+                          &jac_need, &cthr, &min_sh))
+        return NULL;
+    const int filter = ofp != Py_None;
+    if (filter && words <= 0) {
+        PyErr_SetString(PyExc_ValueError, "band_candidates: words must be positive");
+        return NULL;
+    }
+    if (full < 1 || links < 0) {
+        PyErr_SetString(PyExc_ValueError, "band_candidates: full must be positive, links not negative");
+        return NULL;
+    }
+    Buf bk = {0}, bi = {0}, bf = {0}, bz = {0};
+    PyObject *result = NULL;
+    int32_t *table = NULL, *next = NULL, *tail = NULL, *count = NULL;
+    int64_t *mem = NULL;
+    uint64_t *codes = NULL;
+    if (get_buf(okeys, &bk, 8, 0, 0, "keys") < 0 || get_buf(oidx, &bi, 8, bk.view.len / 8, 0, "indices") < 0
+        || get_buf(osz, &bz, 8, 0, 0, "sizes") < 0 || (filter && get_buf(ofp, &bf, 8, 0, 0, "fp") < 0))
+        goto done;
+    const Py_ssize_t n = bk.view.len / 8, nsz = bz.view.len / 8;
+    const Py_ssize_t rows = filter ? bf.view.len / 8 / words : nsz;
+    if (n >= INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "band_candidates: too many entries");
+        goto done;
+    }
+    const uint64_t *keys = (const uint64_t *)bk.view.buf;
+    const int64_t *idx = (const int64_t *)bi.view.buf, *sizes = (const int64_t *)bz.view.buf;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (idx[k] < 0 || idx[k] >= rows || idx[k] >= nsz || idx[k] > 0xFFFFFFFFLL) {
+            PyErr_SetString(PyExc_IndexError, "band_candidates: index out of range");
+            goto done;
+        }
+        if (k && idx[k] <= idx[k - 1]) {
+            PyErr_SetString(PyExc_ValueError, "band_candidates: indices must ascend");
+            goto done;
+        }
+    }
+    Py_ssize_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    const uint64_t mask = (uint64_t)cap - 1;
+    const size_t nn = (size_t)(n ? n : 1);
+    Py_ssize_t ncodes = 0, codes_cap = 1024, collisions = 0, biggest = 0;
+    /* the table holds each bucket's first entry (-1: empty); next/tail/count are by entry, so
+     * the working set is ~16 bytes an entry (it stays in cache) */
+    table = PyMem_RawMalloc((size_t)cap * sizeof(int32_t));
+    next = PyMem_RawMalloc(nn * sizeof(int32_t));
+    tail = PyMem_RawMalloc(nn * sizeof(int32_t));
+    count = PyMem_RawMalloc(nn * sizeof(int32_t));
+    codes = PyMem_RawMalloc((size_t)codes_cap * sizeof(uint64_t));
+    if (!table || !next || !tail || !count || !codes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const LinkTest lt = link_test(words, nperm, jac_need, cthr, min_sh);
+    const uint64_t *fp = filter ? (const uint64_t *)bf.view.buf : NULL;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(table, 0xFF, (size_t)cap * sizeof(int32_t));
+    for (Py_ssize_t k = 0; k < n; k++)  /* slots first (a loop the compiler vectorises) */
+        next[k] = (int32_t)(fmix64(keys[k]) & mask);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const uint64_t key = keys[k];
+        uint64_t h = (uint64_t)next[k];
+        if (k + 16 < n)
+            __builtin_prefetch(&table[next[k + 16]]);
+        int32_t e;
+        while ((e = table[h]) >= 0 && keys[e] != key)
+            h = (h + 1) & mask;
+        next[k] = -1;
+        count[k] = 0;
+        if (e < 0) {
+            table[h] = (int32_t)k;
+            tail[k] = (int32_t)k;
+            count[k] = 1;
+        } else {
+            next[tail[e]] = (int32_t)k;
+            tail[e] = (int32_t)k;
+            if (++count[e] > biggest)
+                biggest = count[e];
+        }
+    }
+    mem = biggest > 1 ? PyMem_RawMalloc((size_t)biggest * sizeof(int64_t)) : NULL;
+    if (biggest > 1 && !mem)
+        failed = 1;
+    for (Py_ssize_t h = 0; h < n && !failed; h++) {  /* buckets by first entry: deterministic */
+        const Py_ssize_t c = count[h];
+        if (c < 2)
+            continue;
+        Py_ssize_t m = 0;
+        for (int32_t e = (int32_t)h; e >= 0; e = next[e])
+            mem[m++] = idx[e];
+        /* pairs (mem[a], mem[b]), a < b: all of them, or b with each of the first `links` */
+        const Py_ssize_t lim_a = c <= full ? c - 1 : (links < c - 1 ? links : c - 1);
+        for (Py_ssize_t a = 0; a < lim_a && !failed; a++) {
+            const int64_t ia = mem[a];
+            for (Py_ssize_t b = a + 1; b < c; b++) {
+                const int64_t ib = mem[b];
+                collisions++;
+                if (filter && !pair_may_link(&lt, fp, sizes, ia, ib))
+                    continue;
+                if (ncodes == codes_cap) {
+                    uint64_t *grown = PyMem_RawRealloc(codes, (size_t)codes_cap * 2 * sizeof(uint64_t));
+                    if (!grown) {
+                        failed = 1;
+                        break;
+                    }
+                    codes = grown;
+                    codes_cap *= 2;
+                }
+                codes[ncodes++] = ((uint64_t)ia << 32) | (uint64_t)ib;  /* ia < ib: members ascend */
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *blob = PyBytes_FromStringAndSize((const char *)codes, ncodes * (Py_ssize_t)sizeof(uint64_t));
+    if (blob)
+        result = Py_BuildValue("Nnn", blob, collisions, (Py_ssize_t)(filter ? ncodes : collisions));
+done:
+    PyMem_RawFree(table);
+    PyMem_RawFree(next);
+    PyMem_RawFree(tail);
+    PyMem_RawFree(count);
+    PyMem_RawFree(mem);
+    PyMem_RawFree(codes);
+    rel_buf(&bk);
+    rel_buf(&bi);
+    rel_buf(&bf);
+    rel_buf(&bz);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"shingle", k_shingle, METH_VARARGS, "Sorted unique uint32 n-gram hashes of many texts."},
     {"normalise", k_normalise, METH_VARARGS, "Normalised strings of many texts."},
@@ -1561,6 +1729,8 @@ static PyMethodDef methods[] = {
      "Distinct n-gram counts (unless out_sizes is None) and MinHash signatures of many texts."},
     {"fingerprints", k_fingerprints, METH_VARARGS, "4-bit fingerprints of MinHash signatures."},
     {"may_link", k_may_link, METH_VARARGS, "Pairs the fingerprint bound lets through to verification."},
+    {"band_candidates", k_band_candidates, METH_VARARGS,
+     "One band's LSH candidate pair codes (bucket policy and fingerprint bound applied)."},
     {"set_avx512", k_set_avx512, METH_VARARGS,
      "Select the MinHash loop (0 portable, 1 AVX-512); returns the one in use."},
     {NULL, NULL, 0, NULL},

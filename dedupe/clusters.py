@@ -419,6 +419,22 @@ class NearDuplicateFinder:
         fp = self._fingerprints() if prefilter else None
         acc = PairSet()
         keys = self._all_band_keys(bands, rows, live)
+        if _kernels is not None:
+            # bucket_pairs and the fingerprint bound fused, a band a call (the numpy code below is
+            # its reference)
+            words = fp.shape[1] if fp is not None else 0
+            sizes64 = np.ascontiguousarray(sizes, np.int64)
+            indices64 = np.ascontiguousarray(indices, np.int64)
+            for band in range(bands):
+                blob, collided, passed = _kernels.band_candidates(
+                    np.ascontiguousarray(keys[band]), indices64, full, links, fp, words, sizes64,
+                    cfg.num_perm, cfg.jaccard_threshold * cfg.num_perm, cfg.containment_threshold,
+                    cfg.min_containment_shingles)
+                keys[band] = None
+                STATS[0] += collided
+                STATS[1] += passed if fp is not None else 0
+                acc.add(np.frombuffer(blob, np.uint64))
+            return acc.codes()
         for band in range(bands):
             i, j = bucket_pairs(keys[band], indices, full, links)
             keys[band] = None  # free as we go

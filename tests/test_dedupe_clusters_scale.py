@@ -162,3 +162,28 @@ def test_the_prefilter_kernels_equal_their_numpy_reference(num_perm):
         assert got.tolist() == want.tolist()
         if cfg == configs[0]:  # (the others let through everything, or all but the small sets)
             assert 0 < got.sum() < got.size
+
+
+@pytest.mark.skipif(C._kernels is None, reason="THRESHER_NO_KERNELS: no compiled kernels to compare")
+@pytest.mark.parametrize("flood", [0, 40, 300])
+@pytest.mark.parametrize("policy", [{}, {"max_bucket": 3}, {"max_bucket": 1}, {"candidate_threshold": 0.5}])
+def test_the_band_candidates_kernel_equals_the_numpy_candidates(monkeypatch, flood, policy):
+    """`_kernels.band_candidates` (bucket policy and fingerprint bound fused) gives exactly the
+    pair codes and counts of `index.bucket_pairs` + `_may_link_reference`: small and crowded
+    buckets, buckets of unrelated articles sharing a band value, an empty article (not in any
+    bucket), with and without the prefilter."""
+    sigs, sizes = synthetic(n=900, seed=flood, flood=flood)
+    f = NearDuplicateFinder(DedupeConfig(**policy))
+    f.add_many(sigs, sizes, sizes, [None] * sizes.size)
+    for prefilter in (True, False):
+        C.STATS[:] = [0, 0, 0]
+        got = f.candidate_codes(prefilter=prefilter)
+        got_stats = list(C.STATS)
+        monkeypatch.setattr(C, "_kernels", None)
+        C.STATS[:] = [0, 0, 0]
+        want = f.candidate_codes(prefilter=prefilter)
+        monkeypatch.undo()
+        assert got.dtype == want.dtype == np.uint64
+        assert got.tolist() == want.tolist()
+        assert got_stats == list(C.STATS)
+        assert want.size > 0 and got_stats[0] > 0
