@@ -400,14 +400,16 @@ class NearDuplicateFinder:
         return bound >= self._count_needed(sizes[i].astype(np.float64), sizes[j].astype(np.float64))
 
     def candidate_codes(
-        self, sizes: np.ndarray | None = None, *, prefilter: bool = True
+        self, sizes: np.ndarray | None = None, *, prefilter: bool = True, threads: int = 1
     ) -> np.ndarray:
         """Sorted distinct ``pair_codes`` of every LSH candidate pair: the articles in buckets
         (``in_buckets``), every band's ``index.bucket_pairs`` under ``bucket_policy``.
 
         Bands are processed one at a time, so the (pair, band) collisions are never all held
         together.  With ``prefilter`` (no shingle store) pairs the fingerprint bound rules out
-        are dropped as they come: they could not verify, and most candidates are such."""
+        are dropped as they come: they could not verify, and most candidates are such.
+        ``threads`` > 1: the compiled band kernel (which releases the GIL) runs on that many
+        threads, a band each at a time; the codes are the same."""
         cfg = self.config
         if sizes is None:
             sizes = self._sizes.all()
@@ -416,25 +418,11 @@ class NearDuplicateFinder:
         indices = np.arange(sizes.size) if live is None else live
         bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
         full, links = bucket_policy(cfg)
+        if _kernels is not None:
+            return self._kernel_codes(sizes, indices, live, prefilter, threads)
         fp = self._fingerprints() if prefilter else None
         acc = PairSet()
         keys = self._all_band_keys(bands, rows, live)
-        if _kernels is not None:
-            # bucket_pairs and the fingerprint bound fused, a band a call (the numpy code below is
-            # its reference)
-            words = fp.shape[1] if fp is not None else 0
-            sizes64 = np.ascontiguousarray(sizes, np.int64)
-            indices64 = np.ascontiguousarray(indices, np.int64)
-            for band in range(bands):
-                blob, collided, passed = _kernels.band_candidates(
-                    np.ascontiguousarray(keys[band]), indices64, full, links, fp, words, sizes64,
-                    cfg.num_perm, cfg.jaccard_threshold * cfg.num_perm, cfg.containment_threshold,
-                    cfg.min_containment_shingles)
-                keys[band] = None
-                STATS[0] += collided
-                STATS[1] += passed if fp is not None else 0
-                acc.add(np.frombuffer(blob, np.uint64))
-            return acc.codes()
         for band in range(bands):
             i, j = bucket_pairs(keys[band], indices, full, links)
             keys[band] = None  # free as we go
@@ -449,6 +437,48 @@ class NearDuplicateFinder:
                     STATS[1] += int(maybe.sum())
                     acc.add(pair_codes(a[maybe], b[maybe]))
         return acc.codes()
+
+    def _kernel_codes(self, sizes: np.ndarray, indices: np.ndarray, live: np.ndarray | None,
+                      prefilter: bool, threads: int) -> np.ndarray:
+        """``candidate_codes`` with ``_kernels.band_candidates``: a band's bucket policy and
+        fingerprint bound in one call (the numpy code of ``candidate_codes`` is its reference)."""
+        cfg = self.config
+        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
+        full, links = bucket_policy(cfg)
+        sizes64 = np.ascontiguousarray(sizes, np.int64)
+        indices64 = np.ascontiguousarray(indices, np.int64)
+        pool = None
+        if threads > 1:
+            from concurrent.futures import ThreadPoolExecutor  # (on demand: ~5 ms to import)
+
+            pool = ThreadPoolExecutor(min(threads, bands))
+        try:
+            if pool is None:
+                fp = self._fingerprints() if prefilter else None
+                keys = self._all_band_keys(bands, rows, live)
+            else:  # (both release the GIL for most of their work)
+                fp_job = pool.submit(self._fingerprints) if prefilter else None
+                keys = self._all_band_keys(bands, rows, live)
+                fp = fp_job.result() if fp_job is not None else None
+            words = fp.shape[1] if fp is not None else 0
+
+            def band(b: int) -> tuple[bytes, int, int]:
+                return _kernels.band_candidates(
+                    np.ascontiguousarray(keys[b]), indices64, full, links, fp, words, sizes64,
+                    cfg.num_perm, cfg.jaccard_threshold * cfg.num_perm, cfg.containment_threshold,
+                    cfg.min_containment_shingles)
+
+            acc = PairSet()
+            results = map(band, range(bands)) if pool is None else pool.map(band, range(bands))
+            for b, (blob, collided, passed) in enumerate(results):  # (in band order)
+                keys[b] = None
+                STATS[0] += collided
+                STATS[1] += passed if fp is not None else 0
+                acc.add(np.frombuffer(blob, np.uint64))
+            return acc.codes()
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     def _bounded(self, codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pairs of ``codes`` the fingerprint bound lets through, as (i, j), a block at a
@@ -465,7 +495,7 @@ class NearDuplicateFinder:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         return np.concatenate(kept_i), np.concatenate(kept_j)
 
-    def _verified_links(self, sizes: np.ndarray, candidates: np.ndarray | None = None):
+    def _verified_links(self, sizes: np.ndarray, candidates: np.ndarray | None = None, threads: int = 1):
         """Every candidate pair that verifies: (i, j, Jaccard, containment), i < j, sorted.
 
         ``candidates``: sorted distinct pair codes found elsewhere (e.g. by a distributed
@@ -478,7 +508,7 @@ class NearDuplicateFinder:
         cfg = self.config
         exact = self._store is not None
         if candidates is None:
-            i, j = split_codes(self.candidate_codes(sizes, prefilter=not exact))
+            i, j = split_codes(self.candidate_codes(sizes, prefilter=not exact, threads=threads))
         elif exact:
             i, j = split_codes(candidates)
         else:
@@ -527,12 +557,13 @@ class NearDuplicateFinder:
         rank[order] = idx
         return rank
 
-    def finish(self, keep: str = "first", candidates: np.ndarray | None = None) -> Clusters:
+    def finish(self, keep: str = "first", candidates: np.ndarray | None = None, threads: int = 1) -> Clusters:
         """Cluster everything added so far; ``keep`` picks the article kept per cluster:
         ``"first"`` added, ``"longest"`` (by ``length``), or ``"earliest-date"`` (undated
         last); ties go to the first added.  ``candidates``: the sorted distinct pair codes of
         ``candidate_codes(prefilter=False)`` when they were computed elsewhere (the Ray
-        engine's shuffle); the result is the same as without."""
+        engine's shuffle); the result is the same as without.  ``threads``: see
+        ``candidate_codes`` (the result does not depend on it)."""
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
         cfg = self.config
@@ -544,7 +575,7 @@ class NearDuplicateFinder:
         keep_rank = self._keep_order(keep, n, lengths)
 
         # 1.-2. LSH candidates, verified band by band (articles without shingles never link)
-        i, j, jac, con = self._verified_links(sizes, candidates)
+        i, j, jac, con = self._verified_links(sizes, candidates, threads)
 
         # 3. chaining-safe star clustering in representative priority order
         if cfg.representative == "largest":

@@ -347,7 +347,7 @@ def _run(
     del seen_ids
 
     # Pass 2: clusters decided; write everything in input order from the spill.
-    index_bytes, result, members = decide_clusters(finder, options.keep)
+    index_bytes, result, members = decide_clusters(finder, options.keep, threads=options.workers)
     # Articles an earlier run already kept (the index's writer lock is held from here on).
     earlier = index_run.match(finder, result, index.ids) if index_run is not None and result is not None else {}
     stage("clusters")
@@ -617,15 +617,16 @@ def accept_chunk(packed: SignedChunk, rejects: _Rejects, seen_ids: set[str], ind
                         packed.dates if keep is None else [packed.dates[k] for k in keep])
 
 
-def decide_clusters(finder: NearDuplicateFinder | None, keep: str,
-                    candidates: Any = None) -> tuple[float, Clusters | None, dict[int, list[int]]]:
+def decide_clusters(finder: NearDuplicateFinder | None, keep: str, candidates: Any = None,
+                    threads: int = 1) -> tuple[float, Clusters | None, dict[int, list[int]]]:
     """Finish the near-duplicate finder (shared by both engines): the index's bytes per article
     (measured before `finish`), the clusters, and each kept article's dropped members in order.
-    `candidates`: the LSH candidate pair codes when the Ray engine's shuffle found them."""
+    `candidates`: the LSH candidate pair codes when the Ray engine's shuffle found them.
+    `threads`: for the candidate search (the run's worker count: its workers are done by now)."""
     if finder is None:
         return 0.0, None, {}
     index_bytes = finder.nbytes() / len(finder) if len(finder) else 0.0
-    result = finder.finish(keep, candidates)
+    result = finder.finish(keep, candidates, threads)
     members: dict[int, list[int]] = {}
     for link in sorted(result.links.values(), key=lambda link: link.index):
         members.setdefault(link.kept, []).append(link.index)

@@ -171,7 +171,7 @@ def test_the_band_candidates_kernel_equals_the_numpy_candidates(monkeypatch, flo
     """`_kernels.band_candidates` (bucket policy and fingerprint bound fused) gives exactly the
     pair codes and counts of `index.bucket_pairs` + `_may_link_reference`: small and crowded
     buckets, buckets of unrelated articles sharing a band value, an empty article (not in any
-    bucket), with and without the prefilter."""
+    bucket), with and without the prefilter, on one thread or several."""
     sigs, sizes = synthetic(n=900, seed=flood, flood=flood)
     f = NearDuplicateFinder(DedupeConfig(**policy))
     f.add_many(sigs, sizes, sizes, [None] * sizes.size)
@@ -179,6 +179,9 @@ def test_the_band_candidates_kernel_equals_the_numpy_candidates(monkeypatch, flo
         C.STATS[:] = [0, 0, 0]
         got = f.candidate_codes(prefilter=prefilter)
         got_stats = list(C.STATS)
+        C.STATS[:] = [0, 0, 0]
+        threaded = f.candidate_codes(prefilter=prefilter, threads=3)  # bands on threads: the same
+        assert threaded.tolist() == got.tolist() and list(C.STATS) == got_stats
         monkeypatch.setattr(C, "_kernels", None)
         C.STATS[:] = [0, 0, 0]
         want = f.candidate_codes(prefilter=prefilter)
