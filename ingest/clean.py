@@ -29,7 +29,7 @@ from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import LazyRules, RuleSet
 from ingest.segment import split_paragraphs
-from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_lines
+from ingest.spill import SPLICE, SpillAt, append_lines
 from ingest.strip import strip_boilerplate
 
 REPEATED = "repeated_paragraph"
@@ -175,14 +175,14 @@ def clean_sample_chunk(job: tuple[str, Chunk, bool]) -> tuple[str, PreparedChunk
 
 @dataclass
 class Signed:
-    """A finished article: its corpus line, split around the `duplicates` field (known only
-    once every article has been seen), and what the near-duplicate index needs."""
+    """A finished article: its corpus line, written as if it had no duplicates (they are known
+    only once every article has been seen), and what the near-duplicate index needs."""
 
     id: str
     file: str
     record: int
-    head: bytes  # {"id":…,"title":…,"date":…,"source":…,"text":…   (no closing brace)
-    tail: bytes  # "removed":{…},"meta":{…}}
+    line: bytes  # {"id":…,"title":…,"date":…,"source":…,"text":…,"duplicates":[],"removed":{…},"meta":{…}}\n
+    splice: int  # where in `line` the `[]` of duplicates is
     signature: np.ndarray | None
     size: int  # shingles
     length: int  # characters of text
@@ -190,8 +190,15 @@ class Signed:
     removed: dict[str, int]
     explained: Article | None = None  # kept only for --explain ids
 
-    def line(self, duplicates: list[str]) -> bytes:
-        return b"".join((self.head, b',"duplicates":', orjson.dumps(duplicates), b",", self.tail))
+    @property
+    def head(self) -> bytes:
+        """The line up to its duplicates: ``{"id":…,"text":…`` (no closing brace)."""
+        return self.line[:self.splice - SPLICE]
+
+    @property
+    def tail(self) -> bytes:
+        """The line after its duplicates: ``"removed":{…},"meta":{…}}`` (no newline)."""
+        return self.line[self.splice + 3:-1]
 
 
 def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Article:
@@ -209,13 +216,18 @@ def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Ar
 
 
 def _finished(article: Article, explain: frozenset[str], text: str) -> Signed:
-    """The article's Signed record; ``text`` is ``article.text`` (joined once by the caller)."""
-    head = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
-                         "source": article.source, "text": text})[:-1]
-    tail = orjson.dumps({"removed": article.removed, "meta": article.meta})[1:]
+    """The article's Signed record; ``text`` is ``article.text`` (joined once by the caller).
+    The line is encoded in one go, its newline included; where its ``[]`` is follows from the
+    length of what comes after it (the small ``removed``/``meta`` part, encoded again alone):
+    cutting the line in two and joining it again copied the text twice more."""
     meta = article.meta
-    return Signed(article.id, str(meta["file"]), int(meta["record"]), head, tail, None, 0,  # type: ignore[call-overload]
-                  len(text), article.date, article.removed,
+    after = orjson.dumps({"removed": article.removed, "meta": meta})
+    line = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
+                         "source": article.source, "text": text, "duplicates": [],
+                         "removed": article.removed, "meta": meta}, option=orjson.OPT_APPEND_NEWLINE)
+    # line = head + ',"duplicates":' + "[]" + "," + after[1:] + "\n"
+    return Signed(article.id, str(meta["file"]), int(meta["record"]), line, len(line) - 3 - len(after),  # type: ignore[call-overload]
+                  None, 0, len(text), article.date, article.removed,
                   article if article.id in explain else None)
 
 
@@ -330,10 +342,9 @@ def sign_chunk_packed(chunk: Chunk | str, detector: RecurringParagraphs | str | 
         packed.lengths.append(item.length)
         packed.sizes.append(item.size)
         packed.removed.append(item.removed)
-        line = b"".join((item.head, NO_DUPLICATES, item.tail, b"\n"))
-        lines.append(line)
-        packed.splices.append(len(item.head) + SPLICE)
-        end += len(line)
+        lines.append(item.line)
+        packed.splices.append(item.splice)
+        end += len(item.line)
         packed.bounds.append(end)
     if lines:
         ctx = worker_context()

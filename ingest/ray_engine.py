@@ -237,7 +237,7 @@ def sign_items(items: list[Any], context: dict[str, Any], detector: RecurringPar
             if isinstance(item, Signed):
                 lines.append(item.head)
                 lines.append(item.tail)
-                item.head = item.tail = b""
+                item.line = b""
                 signatures.append(item.signature)
             out.append(item)
     if not parts:
