@@ -24,7 +24,7 @@ from dedupe.paragraphs import collapse_repeated_paragraphs
 from dedupe.recurring import PreparedChunk, RecurringParagraphs, prepare_chunk, prepare_observation
 from ingest.parallel import worker_context
 from ingest.parse import find_date, find_source, normalise_date
-from ingest.ranges import LineRange, range_records
+from ingest.ranges import LineRange, TextRange, range_records, text_range_records
 from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import LazyRules, RuleSet
@@ -119,13 +119,16 @@ def _cleaned(item: RawRecord | RawLine | Reject, settings: CleanSettings,
     return item if isinstance(item, Reject) else clean_record(item, settings)
 
 
-Chunk = list[RawRecord | RawLine | Reject] | LineRange  # what the reader hands the workers
+Chunk = list[RawRecord | RawLine | Reject] | LineRange | TextRange  # what the reader hands the workers
 
 
 def chunk_items(chunk: Chunk, ctx: dict[str, Any]) -> Iterable[RawRecord | RawLine | Reject]:
-    """The records of a chunk: its list, or a JSONL byte range read here in the worker."""
+    """The records of a chunk: its list, or a JSONL or text-dump byte range read here in the
+    worker."""
     if isinstance(chunk, LineRange):
         return range_records(chunk, ctx["reader"], ctx.setdefault("_range_fds", {}))
+    if isinstance(chunk, TextRange):
+        return text_range_records(chunk, ctx["reader"], ctx.setdefault("_range_fds", {}))
     return chunk
 
 

@@ -46,7 +46,7 @@ from ingest.clean import (
     sign_chunk_packed,
 )
 from ingest.parallel import Workers, tune_malloc, worker_context
-from ingest.ranges import LineRange, read_ranges
+from ingest.ranges import LineRange, TextRange, read_ranges
 from ingest.readers import ReaderOptions
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import LazyRules, RuleSet, check_rule_files, load_rules
@@ -178,12 +178,13 @@ class _Rejects:
 
 def _read_chunks(sources: Iterable[Source], reader: ReaderOptions, counter: Counter[str]) -> Iterator[Chunk]:
     """The input in chunks of up to CHUNK records, in order. JSONL is parsed in the workers
-    (clean.sign_chunk), not here: a plain JSONL file goes out as byte ranges the workers read
-    themselves (`ranges.LineRange`), other inputs as lists of records and deferred lines."""
+    (clean.sign_chunk), not here: a plain JSONL file or text dump goes out as byte ranges the
+    workers read themselves (`ranges.LineRange`, `ranges.TextRange`), other inputs as lists of
+    records and deferred lines."""
     pending: list[RawRecord | RawLine | Reject] = []
     for source in sources:
         for item in read_ranges(source, reader, CHUNK):
-            if isinstance(item, LineRange):
+            if isinstance(item, (LineRange, TextRange)):
                 if pending:
                     yield pending
                     pending = []
@@ -200,7 +201,7 @@ def _read_chunks(sources: Iterable[Source], reader: ReaderOptions, counter: Coun
 
 
 def _records_in(chunk: Chunk) -> int:
-    return chunk.count if isinstance(chunk, LineRange) else len(chunk)
+    return chunk.count if isinstance(chunk, (LineRange, TextRange)) else len(chunk)
 
 
 def _head(chunks: Iterator[Chunk], records: int) -> Iterator[Chunk]:

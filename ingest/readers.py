@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,18 +127,18 @@ class _Record:
         if not self.overflow:
             self.lines.append(text)
 
-    def finish(self, source: Source, fallback_id: str) -> RawRecord | Reject:
+    def finish(self, name: str, fallback_id: str) -> RawRecord | Reject:
         text = "\n".join(self.lines)
         rid = str(self.fields.get("id") or fallback_id)
         if self.overflow:
-            return Reject(source.name, self.number, self.offset, "too_large",
+            return Reject(name, self.number, self.offset, "too_large",
                           f"record is {self.size} bytes, over --max-record-bytes {self.cap}",
                           text, rid)
         fields = dict(self.fields)
         fields["id"] = rid
         if self.bad_chars:
             fields["encoding_errors"] = self.bad_chars
-        return RawRecord(source.name, self.number, self.offset, text, fields)
+        return RawRecord(name, self.number, self.offset, text, fields)
 
 
 def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions) -> Iterator[RawRecord | Reject]:
@@ -156,39 +156,12 @@ def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions
         if lines.truncated:
             yield _unreadable(source, record.number, 0, "\n".join(record.lines), lines.truncated, stem)
         else:
-            yield record.finish(source, stem)
+            yield record.finish(source.name, stem)
         return
 
-    custom = options.delimiter
-    current: _Record | None = None
-    preamble = _Record(0, 0, {}, cap)
-    number = 0
-    offset = 0
-    in_doc = wiki = False
-    first = True
     lines = _Lines(stream)
-    for raw in lines:
-        size = len(raw)
-        text, bad = _decode(raw)
-        if first:
-            text, first = text.lstrip("\ufeff"), False
-        line = text.rstrip("\r\n")
-        fields = _delimiter_fields(line, custom)
-        if fields is not None:
-            if current is not None:
-                yield current.finish(source, f"{stem}:{current.number}")
-            number += 1
-            in_doc = wiki = bool(fields.pop("_doc", False))
-            current = _Record(number, offset, fields, cap)
-        elif custom is None and in_doc and line.strip() == DOC_CLOSE:
-            in_doc = False
-        elif current is None:
-            preamble.add(line, size, bad)
-        elif wiki and not in_doc and not line.strip():
-            pass  # blank lines between </doc> and the next <doc>
-        else:
-            current.add(line, size, bad)
-        offset += size
+    end = yield from dump_records(source.name, stem, lines, options)
+    current, preamble, number = end.current, end.preamble, end.number
     if lines.truncated:
         if current is not None:
             yield _unreadable(source, current.number, current.offset, "\n".join(current.lines),
@@ -197,8 +170,9 @@ def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions
             yield _unreadable(source, 1, 0, "\n".join(preamble.lines), lines.truncated, None)
         return
     if current is not None:
-        yield current.finish(source, f"{stem}:{current.number}")
+        yield current.finish(source.name, f"{stem}:{current.number}")
 
+    custom = options.delimiter
     leftover = "\n".join(preamble.lines).strip()
     has_preamble = bool(leftover) or preamble.overflow
     if number == 0 and not has_preamble:
@@ -211,10 +185,57 @@ def _read_text(source: Source, stream: io.BufferedIOBase, options: ReaderOptions
             # A plain text file with no delimiter line is one article.
             preamble.number = 1
             preamble.fields = {"id": stem}
-            yield preamble.finish(source, stem)
+            yield preamble.finish(source.name, stem)
     elif has_preamble:
         yield Reject(source.name, 0, 0, "before_first_delimiter",
                      "text before the first delimiter line", leftover)
+
+
+@dataclass
+class DumpEnd:
+    """Where `dump_records` stopped: the record still open (not yet finished), the text before
+    the first delimiter, and the count of delimiter lines seen."""
+
+    current: _Record | None
+    preamble: _Record
+    number: int
+
+
+def dump_records(name: str, stem: str, lines: Iterable[bytes], options: ReaderOptions, number: int = 0,
+                 offset: int = 0, first: bool = True) -> Generator[RawRecord | Reject, None, DumpEnd]:
+    """The records of a delimited text dump's `lines` (each with its newline): every record
+    the next delimiter line closes, then (returned) the open one. `number` delimiter lines and
+    `offset` bytes come before `lines`; `first`: they start the file (its BOM is dropped).
+    Shared by the serial reader and the workers' byte ranges (`ranges.text_range_records`),
+    which start at a delimiter line: a record depends on nothing before its own."""
+    custom = options.delimiter
+    cap = options.max_record_bytes
+    current: _Record | None = None
+    preamble = _Record(0, 0, {}, cap)
+    in_doc = wiki = False
+    for raw in lines:
+        size = len(raw)
+        text, bad = _decode(raw)
+        if first:
+            text, first = text.lstrip("\ufeff"), False
+        line = text.rstrip("\r\n")
+        fields = _delimiter_fields(line, custom)
+        if fields is not None:
+            if current is not None:
+                yield current.finish(name, f"{stem}:{current.number}")
+            number += 1
+            in_doc = wiki = bool(fields.pop("_doc", False))
+            current = _Record(number, offset, fields, cap)
+        elif custom is None and in_doc and line.strip() == DOC_CLOSE:
+            in_doc = False
+        elif current is None:
+            preamble.add(line, size, bad)
+        elif wiki and not in_doc and not line.strip():
+            pass  # blank lines between </doc> and the next <doc>
+        else:
+            current.add(line, size, bad)
+        offset += size
+    return DumpEnd(current, preamble, number)
 
 
 def _unreadable(source: Source, number: int, offset: int | None, partial: str, exc: BaseException,

@@ -27,7 +27,7 @@ def _article(rng: random.Random) -> str:
 
 def _corpus(tmp_path: Path) -> list[Path]:
     """~700 records over a plain JSONL file (blank lines, bad lines, reused ids, near-copies),
-    a gzipped JSONL file and a text dump: both reading paths in one run."""
+    a gzipped JSONL file and a text dump: both reading paths (ranges, stream) in one run."""
     rng = random.Random(7)
     texts = [_article(rng) for _ in range(420)]
     lines: list[str] = []
@@ -67,7 +67,7 @@ def test_ranges_and_spills_change_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         # as when a progress bar's thread runs: the workers come from a fork server
         patch.setattr(parallel, "_start_method", lambda: "forkserver")
         served = _ingest(tmp_path, inputs, "served", "--workers", "2")
-    monkeypatch.setattr(ranges, "splittable", lambda source: False)  # the parent reads every line (in-process)
+    monkeypatch.setattr(ranges, "splittable", lambda source, fmt="jsonl": False)  # the parent reads every line
     streamed = _ingest(tmp_path, inputs, "streamed", "--workers", "1")
     assert two == one
     assert served == one
