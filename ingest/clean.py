@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -218,18 +218,26 @@ def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Ar
                    dict(sorted(removed.items())), lines, article.meta)
 
 
-def _finished(article: Article, explain: frozenset[str], text: str) -> Signed:
-    """The article's Signed record; ``text`` is ``article.text`` (joined once by the caller).
-    The line is encoded in one go, its newline included; where its ``[]`` is follows from the
-    length of what comes after it (the small ``removed``/``meta`` part, encoded again alone):
-    cutting the line in two and joining it again copied the text twice more."""
+def _encoded(article: Article, text: str) -> tuple[bytes, int]:
+    """The article's corpus line (``text`` is ``article.text``, joined once by the caller) and
+    where its ``[]`` of duplicates is. The line is encoded in one go, its newline included;
+    where its ``[]`` is follows from the length of what comes after it (the small
+    ``removed``/``meta`` part, encoded again alone): cutting the line in two and joining it
+    again copied the text twice more."""
     meta = article.meta
     after = orjson.dumps({"removed": article.removed, "meta": meta})
     line = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
                          "source": article.source, "text": text, "duplicates": [],
                          "removed": article.removed, "meta": meta}, option=orjson.OPT_APPEND_NEWLINE)
     # line = head + ',"duplicates":' + "[]" + "," + after[1:] + "\n"
-    return Signed(article.id, str(meta["file"]), int(meta["record"]), line, len(line) - 3 - len(after),  # type: ignore[call-overload]
+    return line, len(line) - 3 - len(after)
+
+
+def _finished(article: Article, explain: frozenset[str], text: str) -> Signed:
+    """The article's Signed record; ``text`` is ``article.text`` (joined once by the caller)."""
+    meta = article.meta
+    line, splice = _encoded(article, text)
+    return Signed(article.id, str(meta["file"]), int(meta["record"]), line, splice,  # type: ignore[call-overload]
                   None, 0, len(text), article.date, article.removed,
                   article if article.id in explain else None)
 
@@ -251,53 +259,60 @@ def sign_chunk(chunk: Chunk | list[Article] | str,
     """Pass-2 work for one chunk: clean what is still raw, drop corpus-recurring paragraphs,
     shingle and sign (batched over the chunk). `detector` may be the path of its pickle;
     `chunk` may be the path of a cleaned sample chunk (`clean_sample_chunk`), removed once read."""
-    out, sigs = _sign(chunk, detector)
-    if sigs is not None:
-        for item, sig in zip((s for s in out if isinstance(s, Signed)), sigs):
-            item.signature = sig
+    ctx = worker_context()
+    explain: frozenset[str] = ctx.get("explain", frozenset())
+    out: list[Signed | Reject] = []
+    texts: list[str] = []
+    for item in _finished_items(chunk, detector, ctx):
+        if isinstance(item, Reject):
+            out.append(item)
+        else:
+            out.append(_finished(item[0], explain, item[1]))
+            texts.append(item[1])
+    signed = _signatures(texts, ctx)
+    if signed is not None:
+        for item, size, sig in zip((s for s in out if isinstance(s, Signed)), *signed):
+            item.size, item.signature = size, sig
     return out
 
 
-def _sign(chunk: Chunk | list[Article] | str,
-          detector: RecurringParagraphs | str | None) -> tuple[list[Signed | Reject], np.ndarray | None]:
-    """`sign_chunk`'s work: the items in order (signatures not yet attached) and the (articles,
-    num_perm) signatures of the Signed ones, in order (None without near-duplicate detection)."""
+def _signatures(texts: list[str], ctx: dict[str, Any]) -> tuple[list[int], np.ndarray] | None:
+    """The shingle counts and (texts, num_perm) signatures of a chunk's texts; None without
+    near-duplicate detection."""
+    config: DedupeConfig | None = ctx.get("dedupe")
+    if config is None:
+        return None
+    if not texts:
+        return [], np.empty((0, config.num_perm), dtype=np.uint32)
+    sizes, sigs = shingle_signatures(texts, config)
+    return sizes.tolist(), sigs
+
+
+def _finished_items(chunk: Chunk | list[Article] | str, detector: RecurringParagraphs | str | None,
+                    ctx: dict[str, Any]) -> Iterator[tuple[Article, str] | Reject]:
+    """A chunk's items in order, finished: each article cleaned (if still raw), its
+    corpus-recurring paragraphs dropped, with its text joined; or a reject."""
     if isinstance(chunk, str):
         with open(chunk, "rb") as fh:
             loaded = pickle.load(fh)
         os.unlink(chunk)
         chunk = loaded
-    ctx: dict[str, Any] = worker_context()
     detector = _detector(detector, ctx)
     settings = context_settings(ctx)
-    config: DedupeConfig | None = ctx.get("dedupe")
-    explain: frozenset[str] = ctx.get("explain", frozenset())
-    out: list[Signed | Reject] = []
-    texts: list[str] = []
     reader: ReaderOptions | None = ctx.get("reader")
     for item in chunk_items(chunk, ctx):  # type: ignore[arg-type]
         if isinstance(item, (RawRecord, RawLine)):
             item = _cleaned(item, settings, reader)
         if isinstance(item, Reject):
-            out.append(item)
+            yield item
             continue
         finished = drop_recurring(item, detector)
         if not finished.paragraphs:
             meta = item.meta
-            out.append(Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
-                              "every paragraph was boilerplate recurring across the corpus", item.text, item.id))
+            yield Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
+                         "every paragraph was boilerplate recurring across the corpus", item.text, item.id)
             continue
-        text = finished.text
-        out.append(_finished(finished, explain, text))
-        texts.append(text)
-    if config is None:
-        return out, None
-    if not texts:
-        return out, np.empty((0, config.num_perm), dtype=np.uint32)
-    sizes, sigs = shingle_signatures(texts, config)
-    for item, size in zip((s for s in out if isinstance(s, Signed)), sizes.tolist()):
-        item.size = size
-    return out, sigs
+        yield finished, finished.text
 
 
 @dataclass
@@ -326,30 +341,42 @@ class SignedChunk:
 
 
 def sign_chunk_packed(chunk: Chunk | str, detector: RecurringParagraphs | str | None) -> SignedChunk:
-    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent; the lines go to
-    this process's spill file in the context's ``spill_dir``."""
-    out, sigs = _sign(chunk, detector)
-    packed = SignedChunk([], [], [], [], [], [], [], sigs, None, [0], [], [], {})
+    """`sign_chunk`, packed as a `SignedChunk` for the local engine's parent (the columns built
+    as the articles are finished, no `Signed` object each); the lines go to this process's
+    spill file in the context's ``spill_dir``."""
+    ctx = worker_context()
+    explain: frozenset[str] = ctx.get("explain", frozenset())
+    packed = SignedChunk([], [], [], [], [], [], [], None, None, [0], [], [], {})
+    ids, files, records, dates, lengths = packed.ids, packed.files, packed.records, packed.dates, packed.lengths
+    removed, bounds, splices = packed.removed, packed.bounds, packed.splices
     lines: list[bytes] = []
+    texts: list[str] = []
     end = 0
-    for item in out:
+    for item in _finished_items(chunk, detector, ctx):
         if isinstance(item, Reject):
-            packed.rejects.append((len(packed.ids), item))
+            packed.rejects.append((len(ids), item))
             continue
-        if item.explained is not None:
-            packed.explained[len(packed.ids)] = item.explained
-        packed.ids.append(item.id)
-        packed.files.append(item.file)
-        packed.records.append(item.record)
-        packed.dates.append(item.date)
-        packed.lengths.append(item.length)
-        packed.sizes.append(item.size)
-        packed.removed.append(item.removed)
-        lines.append(item.line)
-        packed.splices.append(item.splice)
-        end += len(item.line)
-        packed.bounds.append(end)
+        article, text = item
+        if article.id in explain:
+            packed.explained[len(ids)] = article
+        meta = article.meta
+        line, splice = _encoded(article, text)
+        ids.append(article.id)
+        files.append(str(meta["file"]))
+        records.append(int(meta["record"]))  # type: ignore[call-overload]
+        dates.append(article.date)
+        lengths.append(len(text))
+        removed.append(article.removed)
+        lines.append(line)
+        splices.append(splice)
+        end += len(line)
+        bounds.append(end)
+        texts.append(text)
+    signed = _signatures(texts, ctx)
+    if signed is not None:
+        packed.sizes, packed.signatures = signed
+    else:
+        packed.sizes = [0] * len(ids)
     if lines:
-        ctx = worker_context()
         packed.spill = append_lines(ctx["spill_dir"], b"".join(lines), ctx)
     return packed
