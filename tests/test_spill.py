@@ -76,3 +76,17 @@ def test_holes_keep_to_whole_filesystem_blocks(tmp_path: Path, monkeypatch: pyte
         assert [reader.read(at) for at in places] == chunks
         freed = reader._freed[places[0].path]
     assert freed % 65536 == 0 and freed > 0
+
+
+def test_an_article_pickles_whole() -> None:
+    """`Article.__reduce__` (the recurring sample's parked chunks) keeps every field."""
+    import dataclasses
+    import pickle
+
+    from ingest.records import Article
+
+    article = Article("a1", "A title", "2020-01-02", "Outlet", ["one", "two"], {"caption": 1},
+                      [("caption", "Photo: x")], {"file": "f.txt", "record": 3, "tags": ["t"]})
+    back = pickle.loads(pickle.dumps(article, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == article and type(back) is Article
+    assert len(dataclasses.fields(Article)) == len(article.__reduce__()[1])  # a new field is not forgotten
