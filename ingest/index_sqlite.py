@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import sqlite3
+import time
 from itertools import repeat
 
 import numpy as np
@@ -77,7 +78,7 @@ class SqliteIndex(StoredParams):
             raise IndexStoreError(f"index {path}: is a folder; give a file name")
         try:
             self.db = sqlite3.connect(path, timeout=wait, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self.db, path, wait)
             self.db.execute("PRAGMA synchronous=FULL")  # the commit that follows a written corpus must last
             self.db.executescript(_SCHEMA)
             _add_originals_column(self.db)
@@ -281,6 +282,31 @@ class SqliteIndex(StoredParams):
     def close(self) -> None:
         self.rollback()
         self.db.close()
+
+
+def _use_wal(db: sqlite3.Connection, path: str, wait: float) -> None:
+    """Put the file in WAL mode (it stays so: later opens find it done). Turning it on needs the
+    file to itself, and SQLite does not wait for that with the busy timeout: two jobs opening a
+    new index at once, one still creating it, made the other fail at once with "database is
+    locked". So it is retried here, up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                return  # (a switch it cannot make now returns the old mode, or raises)
+            why = "another connection is using it"
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            why = str(exc)
+        if time.monotonic() >= deadline:
+            raise IndexStoreError(f"index {path}: still locked by another run ({why}); "
+                                  "try again when it has finished")
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
 
 
 def _add_originals_column(db: sqlite3.Connection) -> None:

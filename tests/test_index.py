@@ -503,6 +503,33 @@ def test_redis_band_keys_are_datasketchs(redis_server: RedisServer, tmp_path: Pa
     store.close()
 
 
+def test_a_new_sqlite_index_opened_while_another_connection_reads_it_waits(tmp_path: Path) -> None:
+    """Turning WAL on needs the file to itself, and SQLite does not wait for that with its busy
+    timeout: a job opening a new index while another was still creating it failed at once with
+    "not a thresher index (database is locked)". It now waits (up to --index-wait), and says
+    it is locked when that runs out."""
+    import sqlite3
+    import threading
+
+    from ingest.index_sqlite import SqliteIndex
+    from ingest.index_store import IndexStoreError
+
+    location = str(tmp_path / "new.db")
+    reader = sqlite3.connect(location, isolation_level=None, check_same_thread=False)
+    reader.execute("CREATE TABLE other(x)")
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM other").fetchall()  # a read transaction: the file is shared
+    with pytest.raises(IndexStoreError, match=r"new\.db: still locked by another run"):
+        SqliteIndex(location, 0.2)
+    timer = threading.Timer(0.3, lambda: reader.execute("COMMIT"))
+    timer.start()
+    index = SqliteIndex(location, 10.0)  # waits for the reader, then opens
+    timer.join()
+    assert index.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    index.db.close()
+    reader.close()
+
+
 def test_sqlite_index_is_one_file_without_leftovers(tmp_path: Path) -> None:
     location = tmp_path / "news.index"
     ingest(tmp_path, "a", make_records(5), str(location))
