@@ -91,14 +91,10 @@ def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
         return Reject(raw.file, raw.record, raw.offset, EMPTY_AFTER_CLEANING,
                       "every paragraph was boilerplate", raw.text, rid)
     return Article(
-        id=rid,
-        title=title,  # type: ignore[arg-type]
-        date=date,
-        source=source,  # type: ignore[arg-type]
-        paragraphs=body,
-        removed=dict(sorted(removed.items())),
-        removed_lines=[(r, t) for r, t in removed_lines if t] if settings.keep_removed_lines else [],
-        meta=meta,
+        rid, title, date, source, body,  # type: ignore[arg-type]
+        dict(sorted(removed.items())) if removed else {},
+        [(r, t) for r, t in removed_lines if t] if settings.keep_removed_lines else [],
+        meta,
     )
 
 
