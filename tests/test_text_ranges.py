@@ -111,3 +111,14 @@ def test_a_dump_changed_under_the_run_is_an_error_naming_it(tmp_path: Path) -> N
     path.write_bytes(b"x" * 6 + b"===== b\ntwo\n===== c\n")  # the delimiters moved
     with pytest.raises(InputError, match=r"grows\.txt: the file changed while it was read"):
         list(text_range_records(first, ReaderOptions(), {}))
+
+
+def test_a_compressed_dump_takes_the_stream_reader(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "dump.txt.gz"
+    path.write_bytes(gzip.compress(b"===== a\none\n===== b\ntwo\n"))
+    source = Source(path.name, path, "text")
+    items = list(read_ranges(source, ReaderOptions(), 128))
+    assert not any(isinstance(i, TextRange) for i in items)
+    assert [(i.fields["id"], i.text) for i in items] == [("a", "one"), ("b", "two")]  # type: ignore[union-attr]
