@@ -419,7 +419,7 @@ class NearDuplicateFinder:
         bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
         full, links = bucket_policy(cfg)
         if _kernels is not None:
-            return self._kernel_codes(sizes, indices, live, prefilter, threads)
+            return self._kernel_codes(sizes, indices, live, prefilter, threads, bands, rows, full, links)
         fp = self._fingerprints() if prefilter else None
         acc = PairSet()
         keys = self._all_band_keys(bands, rows, live)
@@ -439,12 +439,10 @@ class NearDuplicateFinder:
         return acc.codes()
 
     def _kernel_codes(self, sizes: np.ndarray, indices: np.ndarray, live: np.ndarray | None,
-                      prefilter: bool, threads: int) -> np.ndarray:
+                      prefilter: bool, threads: int, bands: int, rows: int, full: int, links: int) -> np.ndarray:
         """``candidate_codes`` with ``_kernels.band_candidates``: a band's bucket policy and
         fingerprint bound in one call (the numpy code of ``candidate_codes`` is its reference)."""
         cfg = self.config
-        bands, rows = lsh_params(cfg.candidate_threshold, cfg.num_perm)
-        full, links = bucket_policy(cfg)
         sizes64 = np.ascontiguousarray(sizes, np.int64)
         indices64 = np.ascontiguousarray(indices, np.int64)
         pool = None

@@ -108,44 +108,75 @@ def read_ranges(source: Source, options: ReaderOptions,
     total = 0  # records before the current range
     start = pos = 0  # the current range's first byte; the next line's first byte
     count = 0
-    try:
-        fh = open(path, "rb", buffering=0)
-    except OSError as exc:
-        raise InputError(f"{name}: cannot open ({exc.strerror})") from exc
-    with fh:
-        # One buffer for the whole file (a fresh 4 MB object a block, and the unfinished line
-        # joined to the next block, cost the parent more than finding the lines): the
-        # unfinished last line moves to its front and the next block is read in after it.
-        buf = bytearray(_BLOCK)
-        have = 0  # bytes of the unfinished line at the front of buf
+    with _Blocks(path, name) as blocks:
+        done = 0
         while True:
-            if have == len(buf):  # one line longer than the buffer: double it
-                buf += bytes(len(buf))
             try:
-                with memoryview(buf) as view:
-                    got = fh.readinto(view[have:])
+                got = blocks.fill(done)
             except READ_ERRORS as exc:
                 if count:
-                    yield LineRange(name, path, stem, start, pos, total, count)
-                yield Reject(name, total + count + 1, pos, "corrupt_input",
+                    yield LineRange(name, path, stem, start, blocks.pos, total, count)
+                yield Reject(name, total + count + 1, blocks.pos, "corrupt_input",
                              f"input cannot be read from here on ({exc})", "")
                 return
-            n = have + got
-            base = pos  # buf[0] is the file's byte `pos`
-            ends, count, i = _line_ends(buf, n, size, not got, count)
+            base = blocks.pos  # buf[0] is the file's byte `pos`
+            ends, count, done = _line_ends(blocks.buf, blocks.n, size, not got, count)
             for end in ends:
                 yield LineRange(name, path, stem, start, base + end, total, size)
                 total += size
                 start = base + end
-            pos = base + i
+            pos = base + done
             if not got:
                 break
-            buf[: n - i] = buf[i:n]
-            have = n - i
     if count:
         yield LineRange(name, path, stem, start, pos, total, count)
     elif total == 0:
         yield Reject(name, 0, 0, "empty_file", "input holds only blank lines", "")
+
+
+class _Blocks:
+    """A plain file read block by block into one reused buffer (a fresh 4 MB object a block,
+    and the unfinished line joined to the next block, cost the parent more than finding the
+    lines): `fill` moves the bytes not yet checked to the buffer's front and reads the next
+    block in after them, doubling the buffer when one line fills it. ``buf[:n]`` then holds
+    the file from byte ``pos`` on."""
+
+    def __init__(self, path: str, name: str) -> None:
+        try:
+            self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed by __exit__
+        except OSError as exc:
+            raise InputError(f"{name}: cannot open ({exc.strerror})") from exc
+        self.buf = bytearray(_BLOCK)
+        self.pos = self.n = 0
+
+    def fill(self, done: int) -> int:
+        """Drop the first `done` bytes of ``buf[:n]`` (checked) and read after the rest; returns
+        the bytes read (0: the file has ended). A read error propagates (``pos`` is then the
+        first byte not checked)."""
+        buf, have = self.buf, self.n - done
+        buf[:have] = buf[done:self.n]
+        self.pos += done
+        self.n = have
+        if have == len(buf):  # one line longer than the buffer: double it
+            buf += bytes(len(buf))
+        with memoryview(buf) as view:
+            got = self._fh.readinto(view[have:])
+        self.n = have + got
+        return got
+
+    def __enter__(self) -> _Blocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+
+def _range_fd(files: dict[str, int], path: str) -> int:
+    """A worker's descriptor of `path`, opened once and reused from range to range."""
+    fd = files.get(path)
+    if fd is None:
+        fd = files[path] = os.open(path, os.O_RDONLY)
+    return fd
 
 
 def _line_ends(buf: bytearray, n: int, size: int, final: bool, count: int) -> tuple[list[int], int, int]:
@@ -182,9 +213,7 @@ def _line_ends_py(data: bytes, i: int, size: int, final: bool, count: int) -> tu
 def range_records(rng: LineRange, options: ReaderOptions, files: dict[str, int]) -> Iterator[RawRecord | Reject]:
     """The records of one range, parsed (in a worker) as `readers._read_jsonl` parses them.
     `files`: the worker's open descriptors by path, reused from range to range."""
-    fd = files.get(rng.path)
-    if fd is None:
-        fd = files[rng.path] = os.open(rng.path, os.O_RDONLY)
+    fd = _range_fd(files, rng.path)
     data = os.pread(fd, rng.end - rng.start, rng.start)
     number, i, n = rng.first_record, 0, len(data)
     if n != rng.end - rng.start or (data[-1:] != b"\n" and os.fstat(fd).st_size != rng.end):
@@ -211,12 +240,13 @@ def range_records(rng: LineRange, options: ReaderOptions, files: dict[str, int])
 _DELIMITER_FIRST = (b"=", b"<", b"\x00")
 
 
-def _is_delimiter(line: bytes, at_start: bool) -> bool:
-    """The reader's own test of one line (its bytes, newline included) of a text dump."""
+def _delimiter_line(line: bytes, at_start: bool) -> dict[str, object] | None:
+    """The reader's own test of one line (its bytes, newline included) of a text dump: the
+    delimiter's fields, or None. `at_start`: the file's first line (its BOM is dropped)."""
     text = _decode(line)[0]
     if at_start:
         text = text.lstrip("\ufeff")
-    return _delimiter_fields(text.rstrip("\r\n"), None) is not None
+    return _delimiter_fields(text.rstrip("\r\n"), None)
 
 
 def _delimiters(buf: bytearray, base: int, n: int, final: bool) -> tuple[list[int], int]:
@@ -238,7 +268,7 @@ def _delimiters(buf: bytearray, base: int, n: int, final: bool) -> tuple[list[in
     for start in sorted(starts):
         end = buf.find(b"\n", start, n)
         end = n if end < 0 else end + 1
-        if _is_delimiter(bytes(buf[start:end]), base + start == 0):
+        if _delimiter_line(bytes(buf[start:end]), base + start == 0) is not None:
             out.append(base + start)
     return out, limit
 
@@ -258,20 +288,11 @@ def _text_ranges(source: Source, options: ReaderOptions, size: int) -> Iterator[
     starts: list[int] = []  # delimiter lines not yet in a range (the next range's records)
     total = 0  # records in the ranges yielded
     first_seen = False
-    try:
-        fh = open(path, "rb", buffering=0)
-    except OSError as exc:
-        raise InputError(f"{name}: cannot open ({exc.strerror})") from exc
-    with fh:
-        buf = bytearray(_BLOCK)
-        have = 0  # bytes of unchecked lines at the front of buf
-        pos = 0  # file position of buf[0]
+    with _Blocks(path, name) as blocks:
+        done = 0
         while True:
-            if have == len(buf):  # one line longer than the buffer: double it
-                buf += bytes(len(buf))
             try:
-                with memoryview(buf) as view:
-                    got = fh.readinto(view[have:])
+                got = blocks.fill(done)
             except READ_ERRORS as exc:
                 if not first_seen:
                     break  # nothing yielded yet: the serial reader says what it can
@@ -282,11 +303,11 @@ def _text_ranges(source: Source, options: ReaderOptions, size: int) -> Iterator[
                 yield Reject(name, total + len(starts), starts[-1], "corrupt_input",
                              f"input cannot be read from here on ({exc})", "")
                 return
-            n = have + got
-            found, done = _delimiters(buf, pos, n, not got)
+            pos, n = blocks.pos, blocks.n
+            found, done = _delimiters(blocks.buf, pos, n, not got)
             if found and not first_seen:
                 first_seen = True
-                if pos > 0 or not _blank_preamble(bytes(buf[:found[0]]), options.max_record_bytes):
+                if pos > 0 or not _blank_preamble(bytes(blocks.buf[:found[0]]), options.max_record_bytes):
                     break  # text before the first delimiter (or more than a block of it): serially
             starts += found
             while len(starts) > size:
@@ -299,9 +320,6 @@ def _text_ranges(source: Source, options: ReaderOptions, size: int) -> Iterator[
                     break  # no delimiter line at all: serially
                 yield TextRange(name, path, stem, 0 if total == 0 else starts[0], pos + n, total, tuple(starts))
                 return
-            buf[: n - done] = buf[done:n]
-            have = n - done
-            pos += done
     # Not split after all (nothing was yielded): no delimiter line, or text before the first.
     yield from read_source(source, options, defer_json=True)
 
@@ -323,10 +341,7 @@ def text_range_records(rng: TextRange, options: ReaderOptions, files: dict[str, 
     every one -- is its text decoded whole (what joining its lines, each decoded, gives);
     any other goes line by line through `readers.dump_records`.
     `files`: the worker's open descriptors by path, reused from range to range."""
-    fd = files.get(rng.path)
-    if fd is None:
-        fd = files[rng.path] = os.open(rng.path, os.O_RDONLY)
-    data = os.pread(fd, rng.end - rng.start, rng.start)
+    data = os.pread(_range_fd(files, rng.path), rng.end - rng.start, rng.start)
     base, starts = rng.start, rng.starts
     if len(data) != rng.end - base or not starts or (
             starts[0] > base and not _blank_preamble(data[:starts[0] - base], options.max_record_bytes)):
@@ -338,8 +353,7 @@ def text_range_records(rng: TextRange, options: ReaderOptions, files: dict[str, 
         lo = at - base
         hi = (starts[k + 1] if k + 1 < len(starts) else rng.end) - base
         cut = data.find(b"\n", lo, hi) + 1 or hi  # the delimiter line is [lo, cut), its body the rest
-        head = _decode(data[lo:cut])[0]
-        fields = _delimiter_fields((head.lstrip("\ufeff") if at == 0 else head).rstrip("\r\n"), None)
+        fields = _delimiter_line(data[lo:cut], at == 0)
         if fields is None:
             raise InputError(f"{rng.file}: the file changed while it was read (record {number})")
         if "_doc" not in fields and hi - cut <= cap and data.find(b"\x00", cut, hi) < 0 and data.find(b"\r", cut, hi) < 0:
