@@ -1023,6 +1023,8 @@ static int cmp_u64(const void *x, const void *y)
  * sort-and-merge path, which gives the same pairs. */
 
 #define WP_TABLE_MAX_PARAS 256
+#define WP_BITMAP_LOG2 10 /* the prefilter's bitmap of a paragraph's words: 1024 bits */
+#define WP_BITMAP_WORDS (1 << (WP_BITMAP_LOG2 - 6))
 
 typedef struct {
     uint64_t key;
@@ -1286,6 +1288,45 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
         }
     }
     start[n] = pos;
+    /* Most articles have no pair: a bitmap of each paragraph's words usually shows it before
+       the postings table is built.  Bits set in one bitmap and not the other come from words
+       in one word set and not the other, so popcount(a ^ b) <= |A ^ B|; and word-set Jaccard
+       >= pre needs |A ^ B| <= (1 - pre) / (1 + pre) * (|A| + |B|), with word counts (repeats
+       included) as upper bounds of |A| and |B|.  A pair failing that cannot pass the exact
+       test below, so dropping it (and the paragraphs left without a pair) changes nothing.
+       The slack covers the rounding of the exact test's doubles. */
+    if (pre > 0.0) {
+        uint64_t *bits = (uint64_t *)PyMem_Calloc((size_t)n * WP_BITMAP_WORDS, sizeof(uint64_t));
+        if (!bits) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t d = 0; d < n; d++) {
+            uint64_t *b = bits + d * WP_BITMAP_WORDS;
+            for (Py_ssize_t i = start[d]; i < start[d + 1]; i++) {
+                unsigned at = (unsigned)(words[i] >> (64 - WP_BITMAP_LOG2));
+                b[at >> 6] |= (uint64_t)1 << (at & 63);
+            }
+        }
+        memset(need, 0, (size_t)n);
+        any = 0;
+        for (Py_ssize_t k = 1; k < n; k++)
+            for (Py_ssize_t m = 0; m < k; m++) {
+                if (!wp_lengths_ok(norms, k, m, threshold))
+                    continue;
+                const uint64_t *bk = bits + k * WP_BITMAP_WORDS, *bm = bits + m * WP_BITMAP_WORDS;
+                int x = 0;
+                for (int w = 0; w < WP_BITMAP_WORDS; w++)
+                    x += __builtin_popcountll(bk[w] ^ bm[w]);
+                double sum = (double)(start[k + 1] - start[k] + start[m + 1] - start[m]);
+                if ((1.0 + pre) * (double)x > (1.0 - pre) * sum + 1e-9 * (sum + 1.0))
+                    continue;
+                any = need[k] = need[m] = 1;
+            }
+        PyMem_Free(bits);
+        if (!any)
+            goto done;
+    }
     if (n <= WP_TABLE_MAX_PARAS) {
         size_t cap = 16;
         while (cap < (size_t)(2 * pos + 2))
@@ -1328,6 +1369,8 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
         }
         int32_t nodes = 0;
         for (Py_ssize_t d = 0; d < n; d++) {
+            if (!need[d])
+                continue;
             for (Py_ssize_t i = start[d]; i < start[d + 1]; i++) {
                 uint64_t w = words[i];
                 size_t at = (size_t)w & (cap - 1);
@@ -1355,7 +1398,7 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
         ktable = NULL;
         for (Py_ssize_t k = 1; k < n; k++)
             for (Py_ssize_t m = 0; m < k; m++) {
-                if (!wp_lengths_ok(norms, k, m, threshold))
+                if (!need[k] || !need[m] || !wp_lengths_ok(norms, k, m, threshold))
                     continue;
                 double in = (double)inter[k * n + m];
                 if (in < pre * ((double)distinct[k] + (double)distinct[m] - in))
@@ -1371,6 +1414,8 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
             goto fail;
         }
         for (Py_ssize_t d = 0; d < n; d++) {
+            if (!need[d])
+                continue;
             Py_ssize_t cnt = start[d + 1] - start[d];
             uint64_t *wd = words + start[d];
             qsort(wd, cnt, sizeof(uint64_t), cmp_u64);
@@ -1382,7 +1427,7 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
         }
         for (Py_ssize_t k = 1; k < n; k++)
             for (Py_ssize_t m = 0; m < k; m++) {
-                if (!wp_lengths_ok(norms, k, m, threshold))
+                if (!need[k] || !need[m] || !wp_lengths_ok(norms, k, m, threshold))
                     continue;
                 const uint64_t *a = words + start[k], *ae = a + distinct[k];
                 const uint64_t *b = words + start[m], *be = b + distinct[m];

@@ -108,6 +108,40 @@ def test_word_pairs_against_reference(many):
             assert K.word_pairs(paras, thr, pre) == word_pairs_reference(paras, thr, pre)
 
 
+def _pair_at(rng, shared, only_a, only_b, repeats=0):
+    """Two paragraphs with exactly `shared` common words and `only_a` / `only_b` of their own
+    (distinct words, shuffled), plus `repeats` repeated words in the first."""
+    words = [f"w{rng.randrange(10**9)}x{i}" for i in range(shared + only_a + only_b)]
+    a = words[:shared] + words[shared:shared + only_a]
+    b = words[:shared] + words[shared + only_a:]
+    a += [rng.choice(a) for _ in range(repeats)] if a else []
+    rng.shuffle(a)
+    rng.shuffle(b)
+    return " ".join(a), " ".join(b)
+
+
+def test_word_pairs_bitmap_prefilter_boundary():
+    # The kernel skips pairs whose word bitmaps already show a Jaccard under `pre`; pairs at,
+    # just over and just under `pre`, with repeated words (counted in the bound, not in the
+    # sets), small and bitmap-saturating sizes, must come out as the exact sets say.
+    rng = random.Random(23)
+    cases = 0
+    for pre in (0.1, 0.2, 0.5, 0.51, 0.7, 1.0):
+        for size in (2, 5, 40, 300, 1500):
+            for delta in (-2, -1, 0, 1, 2):
+                # Jaccard shared / (shared + own) = pre at own = shared * (1 - pre) / pre
+                shared = size
+                own = max(0, round(shared * (1 - pre) / pre) + delta)
+                a, b = _pair_at(rng, shared, own // 2, own - own // 2, repeats=rng.choice((0, 0, 7)))
+                for paras in ([a, b], [b, a], [a, "z " * 3, b]):
+                    assert K.word_pairs(paras, 0.0, pre) == word_pairs_reference(paras, 0.0, pre)
+                    cases += 1
+    assert cases == 6 * 5 * 5 * 3
+    # equal word sets always pair, even when every bit of the bitmaps is set
+    a, b = _pair_at(rng, 3000, 0, 0)
+    assert K.word_pairs([a, b], 0.0, 1.0) == [(1, 0)]
+
+
 def test_word_pairs_same_word_in_narrow_and_wide_texts():
     # the same words in a 1-byte, a 2-byte and a 4-byte text are the same words
     words = "alpha beta gammadeltaepsilon café abcdefghijklmnopqrstuvwxyz0123 x"
