@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 THRESHER = str(Path(sys.executable).with_name("thresher"))
-ARTICLES = 60_000  # a full run takes ~7 s here; each test signals it after ~1.3 s
+ARTICLES = 60_000
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="POSIX signals, Linux /proc")
 
 
 @pytest.fixture(scope="module")
 def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~28 MB of small invented articles: long enough that a run is still going when signalled."""
+    """~28 MB of small invented articles: more than the pipe and the first chunks hold, so the
+    run is demonstrably mid-way (its workers up) while the test still holds its input open."""
     rng = random.Random(1)
     words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(5000)]
     path = tmp_path_factory.mktemp("dump") / "big.txt"
@@ -38,13 +43,40 @@ def big_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start(dump: Path, out: Path, spill: Path, workers: int = 2) -> subprocess.Popen[bytes]:
+def start(dump: Path, out: Path, spill: Path, workers: int = 2) -> Running:
+    """The run reads ``dump`` from a pipe this test keeps open: however fast it is, it cannot
+    reach its end (and exit 0) before the test has signalled it."""
     spill.mkdir(exist_ok=True)
-    return subprocess.Popen(
-        [THRESHER, "ingest", str(dump), "-o", str(out), "--duplicates", str(out.with_suffix(".dups.jsonl")),
-         "--tmp-dir", str(spill), "--workers", str(workers), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    proc = subprocess.Popen(
+        [THRESHER, "ingest", "-", "--format", "text", "-o", str(out),
+         "--duplicates", str(out.with_suffix(".dups.jsonl")), "--tmp-dir", str(spill),
+         "--workers", str(workers), "-q"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
+    feeder = threading.Thread(target=_feed, args=(proc.stdin, dump), daemon=True)
+    feeder.start()
+    return Running(proc, feeder)
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    feeder: threading.Thread
+
+    def communicate(self, timeout: float) -> tuple[bytes, bytes]:
+        """Once signalled: the feeder stops (the pipe breaks or the dump is all written), the
+        pipe is closed and the run's exit awaited."""
+        self.feeder.join(timeout)
+        return self.proc.communicate(timeout=timeout)
+
+
+def _feed(pipe: IO[bytes], dump: Path) -> None:
+    with open(dump, "rb") as f:
+        try:
+            shutil.copyfileobj(f, pipe)
+            pipe.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the run was stopped mid-way
 
 
 def _children(pid: int) -> list[int]:
@@ -111,14 +143,14 @@ def test_signal_stops_cleanly(tmp_path: Path, big_dump: Path, sig: signal.Signal
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out, spill = out_dir / "corpus.jsonl", tmp_path / "spill"
-    proc = start(big_dump, out, spill)
-    wait_until_midway(proc, out)
+    run = start(big_dump, out, spill)
+    wait_until_midway(run.proc, out)
     if sig == signal.SIGINT:
-        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group, workers included
+        os.killpg(run.proc.pid, sig)  # Ctrl-C reaches the whole process group, workers included
     else:
-        proc.send_signal(sig)  # `kill PID`: the parent alone
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == code, stderr.decode()
+        run.proc.send_signal(sig)  # `kill PID`: the parent alone
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.proc.returncode == code, stderr.decode()
     assert stderr.decode() == message  # one line, and no worker traceback either
     assert stdout == b""
     assert leftovers(out_dir) == []  # no corpus, no duplicates record, no temporary file
@@ -129,13 +161,13 @@ def test_killed_run_leaves_only_a_temporary_file_the_next_run_ignores(tmp_path: 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out, spill = out_dir / "corpus.jsonl", tmp_path / "spill"
-    proc = start(big_dump, out, spill)
-    wait_until_midway(proc, out)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    run = start(big_dump, out, spill)
+    wait_until_midway(run.proc, out)
+    os.killpg(run.proc.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    assert run.proc.returncode == -signal.SIGKILL
     left = leftovers(out_dir)
-    assert left and all(n.startswith(".") and n.endswith(f".thresher-tmp-{proc.pid}") for n in left), left
+    assert left and all(n.startswith(".") and n.endswith(f".thresher-tmp-{run.proc.pid}") for n in left), left
     assert not out.exists()
 
     small = tmp_path / "small.txt"
