@@ -603,9 +603,55 @@ static int norm_fast_ok(const uint32_t *ascii)
     return ok;
 }
 
+/* norm_ascii_scalar, 64 characters at a time with AVX-512 (BW, VBMI, VBMI2): the byte map is
+ * one vpermi2b, deleted characters are squeezed out with vpcompressb (only in blocks that have
+ * some), and a separator is dropped when the character before it (the last one not deleted)
+ * is one too: a mask shift; the kept bytes are compressed and stored with a mask (never past
+ * dst + len).  The scalar loop's carried chain (n, and the store address it gives) costs
+ * about a cycle a character; this ~12 instructions a block.  Same bytes out (tested). */
+static int use_norm512 = 0; /* set with use_avx512, when the CPU also has AVX512BW/VBMI/VBMI2 */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_NORM512 1
+
+static __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) Py_ssize_t
+norm_ascii_512(const Py_UCS1 *restrict p, Py_ssize_t len, uint8_t *restrict dst)
+{
+    const __m512i t0 = _mm512_loadu_si512((const void *)norm_bval), t1 = _mm512_loadu_si512((const void *)(norm_bval + 64));
+    const __m512i del = _mm512_set1_epi8((char)NORM_DEL), space = _mm512_set1_epi8(' ');
+    Py_ssize_t n = 0;
+    uint64_t last = 1; /* the previous character not deleted was a separator (or none yet) */
+    for (Py_ssize_t i = 0; i < len; i += 64) {
+        Py_ssize_t left = len - i;
+        __mmask64 valid = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i v = _mm512_maskz_permutex2var_epi8(valid, t0, _mm512_maskz_loadu_epi8(valid, p + i), t1);
+        __mmask64 dm = _mm512_mask_cmpeq_epi8_mask(valid, v, del);
+        if (__builtin_expect(dm != 0, 0)) {
+            valid &= ~dm;
+            v = _mm512_maskz_compress_epi8(valid, v);
+            int cnt = __builtin_popcountll(valid);
+            if (cnt == 0)
+                continue;
+            valid = cnt == 64 ? ~(__mmask64)0 : (((__mmask64)1 << cnt) - 1);
+        }
+        uint64_t sep = (uint64_t)_mm512_mask_cmpeq_epi8_mask(valid, v, space);
+        uint64_t keep = (uint64_t)valid & ~(sep & ((sep << 1) | last));
+        int kept = __builtin_popcountll(keep);
+        __mmask64 out = kept == 64 ? ~(__mmask64)0 : (((__mmask64)1 << kept) - 1);
+        _mm512_mask_storeu_epi8(dst + n, out, _mm512_maskz_compress_epi8((__mmask64)keep, v));
+        n += kept;
+        last = (sep >> (63 - __builtin_clzll((uint64_t)valid))) & 1; /* the last valid byte's */
+    }
+    if (n > 0 && dst[n - 1] == ' ')
+        n--;
+    return n;
+}
+#endif
+
 /* norm_impl for ASCII text with the byte map: writes the normalised text to dst (len bytes),
  * returns its length.  Deleted characters (apostrophes: rare) take a branch. */
-static inline Py_ssize_t norm_ascii(const Py_UCS1 *restrict p, Py_ssize_t len, uint8_t *restrict dst)
+static inline Py_ssize_t norm_ascii_scalar(const Py_UCS1 *restrict p, Py_ssize_t len, uint8_t *restrict dst)
 {
     const uint8_t *bval = norm_bval;
     Py_ssize_t n = 0;
@@ -622,6 +668,15 @@ static inline Py_ssize_t norm_ascii(const Py_UCS1 *restrict p, Py_ssize_t len, u
     if (n > 0 && dst[n - 1] == ' ')
         n--;
     return n;
+}
+
+static inline Py_ssize_t norm_ascii(const Py_UCS1 *restrict p, Py_ssize_t len, uint8_t *restrict dst)
+{
+#ifdef HAVE_NORM512
+    if (use_norm512)
+        return norm_ascii_512(p, len, dst);
+#endif
+    return norm_ascii_scalar(p, len, dst);
 }
 
 /* normalise(texts, table, ascii) -> list[str]: mapped, separator runs -> one space, stripped. */
@@ -841,6 +896,29 @@ static void fmix32_many(const uint32_t *h, uint32_t *mixed, Py_ssize_t n)
         mixed[i] = fmix32(h[i]);
 }
 
+static int norm512_cpu(void)
+{
+#ifdef HAVE_NORM512
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi")
+           && __builtin_cpu_supports("avx512vbmi2");
+#else
+    return 0;
+#endif
+}
+
+/* set_norm512([mode]) -> whether ASCII normalisation takes norm_ascii_512 now; mode 0: the
+ * scalar loop (for the tests and measurements).  On only with AVX-512 on (set_avx512) and a
+ * CPU with AVX512BW/VBMI/VBMI2. */
+static PyObject *k_set_norm512(PyObject *self, PyObject *args)
+{
+    int mode = -1;
+    if (!PyArg_ParseTuple(args, "|i", &mode))
+        return NULL;
+    if (mode >= 0)
+        use_norm512 = mode && use_avx512 && norm512_cpu();
+    return PyLong_FromLong(use_norm512);
+}
+
 /* set_avx512([mode]) -> the mode now in use (0 portable, 1 AVX-512); without mode it only
  * reports it.  A CPU without AVX-512F always stays on 0. */
 static PyObject *k_set_avx512(PyObject *self, PyObject *args)
@@ -852,6 +930,7 @@ static PyObject *k_set_avx512(PyObject *self, PyObject *args)
 #ifdef HAVE_AVX512_PATH
         __builtin_cpu_init();
         use_avx512 = mode && __builtin_cpu_supports("avx512f");
+        use_norm512 = use_avx512 && norm512_cpu();
 #else
         use_avx512 = 0;
 #endif
@@ -1204,16 +1283,20 @@ static Py_ssize_t wp_words_wide(int kind, const void *data, Py_ssize_t len, uint
     return pos;
 }
 
+/* a text word_pairs reads: a str's or a normalised buffer's characters */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t len;
+} wp_text;
+
 /* the words of one text as hashes into out (at most len / 2 + 1 of them, and out has one slot
    more); -1 when out of memory */
-static Py_ssize_t wp_hash_words(PyObject *s, uint64_t *out)
+static Py_ssize_t wp_hash_words(const wp_text *t, uint64_t *out)
 {
-    int kind = PyUnicode_KIND(s);
-    const void *data = PyUnicode_DATA(s);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
-    if (kind == PyUnicode_1BYTE_KIND)
-        return wp_words_1byte((const uint8_t *)data, len, out);
-    return wp_words_wide(kind, data, len, out);
+    if (t->kind == PyUnicode_1BYTE_KIND)
+        return wp_words_1byte((const uint8_t *)t->data, t->len, out);
+    return wp_words_wide(t->kind, t->data, t->len, out);
 }
 
 static int wp_emit(PyObject *out, Py_ssize_t k, Py_ssize_t m)
@@ -1227,27 +1310,43 @@ static int wp_emit(PyObject *out, Py_ssize_t k, Py_ssize_t m)
     return 0;
 }
 
-static inline int wp_lengths_ok(PyObject *norms, Py_ssize_t k, Py_ssize_t m, double threshold)
+static inline int wp_lengths_ok(const wp_text *norms, Py_ssize_t k, Py_ssize_t m, double threshold)
 {
-    double lk = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, k));
-    double lm = (double)PyUnicode_GET_LENGTH(PyList_GET_ITEM(norms, m));
+    double lk = (double)norms[k].len, lm = (double)norms[m].len;
     return (lk < lm ? lk : lm) >= threshold * (lk > lm ? lk : lm);
 }
 
+static PyObject *wp_pairs(const wp_text *norms, Py_ssize_t n, double threshold, double pre);
+
 static PyObject *k_word_pairs(PyObject *self, PyObject *args)
 {
-    PyObject *norms;
+    PyObject *list;
     double threshold, pre;
-    if (!PyArg_ParseTuple(args, "O!dd", &PyList_Type, &norms, &threshold, &pre))
+    if (!PyArg_ParseTuple(args, "O!dd", &PyList_Type, &list, &threshold, &pre))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(norms);
-    Py_ssize_t total = 0;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    wp_text *norms = (wp_text *)PyMem_Malloc(sizeof(wp_text) * (size_t)(n + 1));
+    if (!norms)
+        return PyErr_NoMemory();
     for (Py_ssize_t d = 0; d < n; d++) {
-        PyObject *s = PyList_GET_ITEM(norms, d);
-        if (check_str(s) < 0)
+        PyObject *s = PyList_GET_ITEM(list, d);
+        if (check_str(s) < 0) {
+            PyMem_Free(norms);
             return NULL;
-        total += PyUnicode_GET_LENGTH(s) / 2 + 1;
+        }
+        norms[d] = (wp_text){PyUnicode_KIND(s), PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s)};
     }
+    PyObject *out = wp_pairs(norms, n, threshold, pre);
+    PyMem_Free(norms);
+    return out;
+}
+
+/* word_pairs over n texts */
+static PyObject *wp_pairs(const wp_text *norms, Py_ssize_t n, double threshold, double pre)
+{
+    Py_ssize_t total = 0;
+    for (Py_ssize_t d = 0; d < n; d++)
+        total += norms[d].len / 2 + 1;
     PyObject *out = PyList_New(0);
     if (!out)
         return NULL;
@@ -1279,7 +1378,7 @@ static PyObject *k_word_pairs(PyObject *self, PyObject *args)
     for (Py_ssize_t d = 0; d < n; d++) {
         start[d] = pos;
         if (need[d]) {
-            Py_ssize_t nw = wp_hash_words(PyList_GET_ITEM(norms, d), words + pos);
+            Py_ssize_t nw = wp_hash_words(&norms[d], words + pos);
             if (nw < 0) {
                 PyErr_NoMemory();
                 goto fail;
@@ -1464,6 +1563,107 @@ done:
     PyMem_Free(distinct);
     PyMem_Free(need);
     return out;
+}
+
+/* repeat_scan(paragraphs, ascii, short_chars, threshold, pre) -> (exact, long, pairs) or None:
+ * the scan of paragraphs.collapse_repeated_paragraphs in one call, for paragraphs that are all
+ * ASCII (None otherwise, and when the ASCII map has no byte form: the caller then runs its
+ * own code).  exact: the paragraphs whose normalised text equals an earlier non-empty one;
+ * long: the others whose normalised text is non-empty and at least short_chars long; pairs:
+ * word_pairs over the normalised texts of long.  The normalised texts stay in one buffer (no
+ * str each): the usual answer is ([], long, []) and the caller needs none of them. */
+static int append_index(PyObject *list, Py_ssize_t d)
+{
+    PyObject *num = PyLong_FromSsize_t(d);
+    if (!num || PyList_Append(list, num) < 0) {
+        Py_XDECREF(num);
+        return -1;
+    }
+    Py_DECREF(num);
+    return 0;
+}
+
+static PyObject *k_repeat_scan(PyObject *self, PyObject *args)
+{
+    PyObject *paras, *oascii;
+    Py_ssize_t short_chars;
+    double threshold, pre;
+    if (!PyArg_ParseTuple(args, "O!Ondd", &PyList_Type, &paras, &oascii, &short_chars, &threshold, &pre))
+        return NULL;
+    Buf ba = {0};
+    if (get_buf(oascii, &ba, 4, 128, 0, "ascii") < 0)
+        return NULL;
+    int fast = norm_fast_ok((const uint32_t *)ba.view.buf);
+    rel_buf(&ba);
+    Py_ssize_t n = PyList_GET_SIZE(paras), total = 0;
+    for (Py_ssize_t d = 0; d < n; d++) {
+        PyObject *p = PyList_GET_ITEM(paras, d);
+        if (check_str(p) < 0)
+            return NULL;
+        if (!PyUnicode_IS_ASCII(p))
+            fast = 0;
+        total += PyUnicode_GET_LENGTH(p);
+    }
+    if (!fast)
+        Py_RETURN_NONE;
+    PyObject *result = NULL, *exact = PyList_New(0), *longs = PyList_New(0), *pairs = NULL;
+    size_t cap = 16;
+    while (cap < (size_t)(2 * n + 2))
+        cap <<= 1;
+    uint8_t *buf = (uint8_t *)PyMem_Malloc((size_t)total + 1);
+    wp_text *norms = (wp_text *)PyMem_Malloc(sizeof(wp_text) * (size_t)(n + 1)); /* first-seen ones */
+    wp_text *lt = (wp_text *)PyMem_Malloc(sizeof(wp_text) * (size_t)(n + 1));    /* the long ones */
+    uint64_t *hashes = (uint64_t *)PyMem_Malloc(sizeof(uint64_t) * (size_t)(n + 1));
+    Py_ssize_t *slots = (Py_ssize_t *)PyMem_Calloc(cap, sizeof(Py_ssize_t)); /* first-seen + 1; 0: empty */
+    if (!exact || !longs || !buf || !norms || !lt || !hashes || !slots) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t at = 0, nlong = 0;
+    for (Py_ssize_t d = 0; d < n; d++) {
+        PyObject *p = PyList_GET_ITEM(paras, d);
+        uint8_t *dst = buf + at;
+        Py_ssize_t len = norm_ascii(PyUnicode_1BYTE_DATA(p), PyUnicode_GET_LENGTH(p), dst);
+        if (len == 0)
+            continue; /* normalises to nothing: neither dropped nor compared */
+        uint64_t h = wp_bytes_hash(dst, (size_t)len);
+        size_t i = (size_t)h & (cap - 1);
+        int seen = 0;
+        for (; slots[i]; i = (i + 1) & (cap - 1)) {
+            Py_ssize_t e = slots[i] - 1;
+            if (hashes[e] == h && norms[e].len == len && memcmp(norms[e].data, dst, (size_t)len) == 0) {
+                seen = 1;
+                break;
+            }
+        }
+        if (seen) {
+            if (append_index(exact, d) < 0)
+                goto done;
+            continue;
+        }
+        slots[i] = d + 1;
+        hashes[d] = h;
+        norms[d] = (wp_text){PyUnicode_1BYTE_KIND, dst, len};
+        at += len;
+        if (len >= short_chars) {
+            lt[nlong++] = norms[d];
+            if (append_index(longs, d) < 0)
+                goto done;
+        }
+    }
+    pairs = nlong > 1 ? wp_pairs(lt, nlong, threshold, pre) : PyList_New(0);
+    if (pairs)
+        result = PyTuple_Pack(3, exact, longs, pairs);
+done:
+    Py_XDECREF(exact);
+    Py_XDECREF(longs);
+    Py_XDECREF(pairs);
+    PyMem_Free(buf);
+    PyMem_Free(norms);
+    PyMem_Free(lt);
+    PyMem_Free(hashes);
+    PyMem_Free(slots);
+    return result;
 }
 
 /* ---- the candidate prefilter (dedupe/clusters.py) ---------------------------------------- */
@@ -1769,6 +1969,8 @@ static PyMethodDef methods[] = {
     {"shingle", k_shingle, METH_VARARGS, "Sorted unique uint32 n-gram hashes of many texts."},
     {"normalise", k_normalise, METH_VARARGS, "Normalised strings of many texts."},
     {"word_pairs", k_word_pairs, METH_VARARGS, "Paragraph pairs of similar length and word sets."},
+    {"repeat_scan", k_repeat_scan, METH_VARARGS,
+     "Exact repeats, long paragraphs and their word_pairs, for all-ASCII paragraphs (else None)."},
     {"minhash", k_minhash, METH_VARARGS, "affine32 MinHash signatures of many hash sets."},
     {"shingle_sign", k_shingle_sign, METH_VARARGS,
      "Distinct n-gram counts (unless out_sizes is None) and MinHash signatures of many texts."},
@@ -1776,6 +1978,8 @@ static PyMethodDef methods[] = {
     {"may_link", k_may_link, METH_VARARGS, "Pairs the fingerprint bound lets through to verification."},
     {"band_candidates", k_band_candidates, METH_VARARGS,
      "One band's LSH candidate pair codes (bucket policy and fingerprint bound applied)."},
+    {"set_norm512", k_set_norm512, METH_VARARGS,
+     "Switch the AVX-512 VBMI2 normalisation of ASCII texts on or off; returns whether it is on."},
     {"set_avx512", k_set_avx512, METH_VARARGS,
      "Select the MinHash loop (0 portable, 1 AVX-512); returns the one in use."},
     {NULL, NULL, 0, NULL},
@@ -1792,6 +1996,7 @@ PyMODINIT_FUNC PyInit__kernels(void)
     __builtin_cpu_init();
     const char *no = getenv("THRESHER_NO_AVX512");
     use_avx512 = __builtin_cpu_supports("avx512f") && !(no && *no && strcmp(no, "0") != 0);
+    use_norm512 = use_avx512 && norm512_cpu();
 #endif
     return PyModule_Create(&module);
 }

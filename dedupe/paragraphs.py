@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import DedupeConfig
-from .shingles import _kernels, normalise_many, shingle_hashes_many
+from .shingles import _ascii_map, _kernels, normalise_many, shingle_hashes_many
 
 _CHAR5 = DedupeConfig(shingle="char", ngram=5)
 SHORT_CHARS = 40  # normalised paragraphs shorter than this are compared exactly
@@ -26,6 +26,16 @@ def collapse_repeated_paragraphs(
 
     Returns (kept paragraphs, indices of the dropped ones).
     """
+    scan = _kernels.repeat_scan(paragraphs, _ascii_map(), SHORT_CHARS, threshold, threshold - 0.3) \
+        if _kernels is not None else None
+    if scan is not None:
+        # all-ASCII paragraphs: the exact repeats, the long paragraphs and the pairs passing
+        # the length and word-set prefilters (usually none) in one C call, no str per norm
+        dropped, long_idx, cand = scan
+        if cand:
+            dropped.extend(_near_repeats(normalise_many([paragraphs[i] for i in long_idx]), long_idx,
+                                         threshold, set(cand)))
+        return _kept(paragraphs, dropped)
     norms = normalise_many(paragraphs)
     seen: set[str] = set()
     dropped: list[int] = []
@@ -52,6 +62,10 @@ def collapse_repeated_paragraphs(
             # any pair of comparable length at all?  (adjacent in sorted order suffices)
             if (srt[:-1] >= threshold * srt[1:]).any():
                 dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold))
+    return _kept(paragraphs, dropped)
+
+
+def _kept(paragraphs: list[str], dropped: list[int]) -> tuple[list[str], list[int]]:
     if not dropped:
         return list(paragraphs), dropped
     dropped.sort()

@@ -5,7 +5,9 @@ also in lists mixing ASCII and non-ASCII texts and with a non-standard ascii map
 word_pairs: the byte-word hash, the SSE2 space scan and the kept hash table against a set-based
 reference, with words of every length around the 8/16-byte cut-offs, repeated words, mixed
 1-, 2- and 4-byte texts (a word must hash the same in each), and paragraph counts either side
-of WP_TABLE_MAX_PARAS (256)."""
+of WP_TABLE_MAX_PARAS (256).
+repeat_scan: collapse_repeated_paragraphs' whole scan in one call, against the same scan in
+Python on normalised strings; and the AVX-512 normalisation loop against the scalar one."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import random
 import numpy as np
 import pytest
 
-from dedupe import shingles
+from dedupe import paragraphs, shingles
 from tests.conftest import word_pairs_reference
 
 pytestmark = pytest.mark.skipif(shingles._kernels is None, reason="C kernels not built")
@@ -171,3 +173,75 @@ def test_word_pairs_table_reuse_across_sizes():
     big.append(big[0])
     assert K.word_pairs(big, 0.8, 0.5) == word_pairs_reference(big, 0.8, 0.5)
     assert [K.word_pairs(c, 0.8, 0.5) for c in cases] == want
+
+
+@pytest.fixture(params=[1, 0], ids=["norm512", "scalar"])
+def norm_loop(request):
+    """Each ASCII normalisation loop (the AVX-512 one only on a CPU that has AVX512-VBMI2)."""
+    prev = K.set_norm512()
+    try:
+        if K.set_norm512(request.param) != request.param:
+            pytest.skip("this CPU has no AVX512-VBMI2 (or AVX-512 is switched off)")
+        yield request.param
+    finally:
+        K.set_norm512(prev)
+
+
+def _ascii_texts(rng, count):
+    shapes = ("abcXYZ09 .,'`\t\n-!", "' .", "abcdefgh    ")
+    out = []
+    for _ in range(count):
+        n = rng.choice([0, 1, 2, 3, 63, 64, 65, 127, 128, 129, 500, 3000, rng.randint(0, 300)])
+        out.append("".join(rng.choice(rng.choice(shapes)) for _ in range(n)))
+    return out
+
+
+def test_normalise_ascii_loops_agree(norm_loop):
+    # block edges at 64 characters, runs of separators and of apostrophes across them
+    texts = _ascii_texts(random.Random(31), 4000) + _EDGE[:-1]
+    texts = [t for t in texts if t.isascii()]
+    assert shingles.normalise_many(texts) == shingles._normalise_many_numpy(texts)
+
+
+def _scan_reference(paras, short, threshold, pre):
+    norms = shingles._normalise_many_numpy(paras)
+    seen, exact, longs = set(), [], []
+    for i, n in enumerate(norms):
+        if not n:
+            continue
+        if n in seen:
+            exact.append(i)
+            continue
+        seen.add(n)
+        if len(n) >= short:
+            longs.append(i)
+    return exact, longs, word_pairs_reference([norms[i] for i in longs], threshold, pre)
+
+
+def test_repeat_scan_against_python(norm_loop):
+    rng = random.Random(41)
+    vocab = _vocab(rng)
+    amap = shingles._ascii_map()
+    for _ in range(300):
+        paras = _paragraphs(rng, vocab, rng.randint(0, 12))
+        # exact repeats after normalisation (case, punctuation, apostrophes, spacing), short
+        # ones, and paragraphs that normalise to nothing
+        for _ in range(rng.randint(0, 3)):
+            if paras:
+                p = rng.choice(paras)
+                paras.insert(rng.randrange(len(paras) + 1), rng.choice([p.upper(), f"  {p}!", p.replace("a", "'a")]))
+        paras += rng.sample(["...", "''", "", "A b.", "a B", "Short one"], rng.randint(0, 3))
+        rng.shuffle(paras)
+        for thr, pre in ((0.8, 0.5), (0.5, 0.2)):
+            exact, longs, pairs = K.repeat_scan(paras, amap, paragraphs.SHORT_CHARS, thr, pre)
+            assert (exact, longs, pairs) == _scan_reference(paras, paragraphs.SHORT_CHARS, thr, pre)
+
+
+def test_repeat_scan_leaves_non_ascii_to_python():
+    amap = shingles._ascii_map()
+    assert K.repeat_scan(["plain text here", "café au lait"], amap, 40, 0.8, 0.5) is None
+    paras = ["Le café est ouvert tous les jours de la semaine.", "Le CAFÉ est ouvert tous les jours de la semaine!"]
+    assert paragraphs.collapse_repeated_paragraphs(paras) == ([paras[0]], [1])
+    ascii_paras = ["The cafe is open every day of the week, said its owner.",
+                   "THE CAFE IS OPEN EVERY DAY OF THE WEEK, SAID ITS OWNER!", "Short."]
+    assert paragraphs.collapse_repeated_paragraphs(ascii_paras) == ([ascii_paras[0], "Short."], [1])
