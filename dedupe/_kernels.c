@@ -1565,13 +1565,6 @@ done:
     return out;
 }
 
-/* repeat_scan(paragraphs, ascii, short_chars, threshold, pre) -> (exact, long, pairs) or None:
- * the scan of paragraphs.collapse_repeated_paragraphs in one call, for paragraphs that are all
- * ASCII (None otherwise, and when the ASCII map has no byte form: the caller then runs its
- * own code).  exact: the paragraphs whose normalised text equals an earlier non-empty one;
- * long: the others whose normalised text is non-empty and at least short_chars long; pairs:
- * word_pairs over the normalised texts of long.  The normalised texts stay in one buffer (no
- * str each): the usual answer is ([], long, []) and the caller needs none of them. */
 static int append_index(PyObject *list, Py_ssize_t d)
 {
     PyObject *num = PyLong_FromSsize_t(d);
@@ -1583,6 +1576,13 @@ static int append_index(PyObject *list, Py_ssize_t d)
     return 0;
 }
 
+/* repeat_scan(paragraphs, ascii, short_chars, threshold, pre) -> (exact, long, pairs) or None:
+ * the scan of paragraphs.collapse_repeated_paragraphs (first_seen, then word_pairs over the
+ * long ones) in one call, for paragraphs that are all ASCII (None otherwise, and when the
+ * ASCII map has no byte form: the caller then runs its own code).  exact: the paragraphs whose normalised text equals an earlier non-empty one;
+ * long: the others whose normalised text is non-empty and at least short_chars long; pairs:
+ * word_pairs over the normalised texts of long.  The normalised texts stay in one buffer (no
+ * str each): the usual answer is ([], long, []) and the caller needs none of them. */
 static PyObject *k_repeat_scan(PyObject *self, PyObject *args)
 {
     PyObject *paras, *oascii;

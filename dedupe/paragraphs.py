@@ -37,18 +37,7 @@ def collapse_repeated_paragraphs(
                                          threshold, set(cand)))
         return _kept(paragraphs, dropped)
     norms = normalise_many(paragraphs)
-    seen: set[str] = set()
-    dropped: list[int] = []
-    long_idx: list[int] = []
-    for i, n in enumerate(norms):
-        if not n:
-            continue
-        if n in seen:
-            dropped.append(i)
-            continue
-        seen.add(n)
-        if len(n) >= SHORT_CHARS:
-            long_idx.append(i)
+    dropped, long_idx = first_seen(norms)
     if len(long_idx) > 1:
         if _kernels is not None:
             # pairs passing the length and word-set prefilters, found in C: usually none
@@ -63,6 +52,26 @@ def collapse_repeated_paragraphs(
             if (srt[:-1] >= threshold * srt[1:]).any():
                 dropped.extend(_near_repeats([norms[i] for i in long_idx], long_idx, threshold))
     return _kept(paragraphs, dropped)
+
+
+def first_seen(norms: list[str]) -> tuple[list[int], list[int]]:
+    """(exact, long) over normalised paragraphs: the indices of those equal to an earlier
+    non-empty one, and of the other non-empty ones at least ``SHORT_CHARS`` long. The Python
+    side of the scan the C kernel ``repeat_scan`` does for all-ASCII paragraphs (tested
+    against this)."""
+    seen: set[str] = set()
+    exact: list[int] = []
+    long_idx: list[int] = []
+    for i, n in enumerate(norms):
+        if not n:
+            continue
+        if n in seen:
+            exact.append(i)
+            continue
+        seen.add(n)
+        if len(n) >= SHORT_CHARS:
+            long_idx.append(i)
+    return exact, long_idx
 
 
 def _kept(paragraphs: list[str], dropped: list[int]) -> tuple[list[str], list[int]]:

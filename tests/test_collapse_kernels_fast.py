@@ -203,18 +203,9 @@ def test_normalise_ascii_loops_agree(norm_loop):
     assert shingles.normalise_many(texts) == shingles._normalise_many_numpy(texts)
 
 
-def _scan_reference(paras, short, threshold, pre):
+def _scan_reference(paras, threshold, pre):
     norms = shingles._normalise_many_numpy(paras)
-    seen, exact, longs = set(), [], []
-    for i, n in enumerate(norms):
-        if not n:
-            continue
-        if n in seen:
-            exact.append(i)
-            continue
-        seen.add(n)
-        if len(n) >= short:
-            longs.append(i)
+    exact, longs = paragraphs.first_seen(norms)
     return exact, longs, word_pairs_reference([norms[i] for i in longs], threshold, pre)
 
 
@@ -234,7 +225,7 @@ def test_repeat_scan_against_python(norm_loop):
         rng.shuffle(paras)
         for thr, pre in ((0.8, 0.5), (0.5, 0.2)):
             exact, longs, pairs = K.repeat_scan(paras, amap, paragraphs.SHORT_CHARS, thr, pre)
-            assert (exact, longs, pairs) == _scan_reference(paras, paragraphs.SHORT_CHARS, thr, pre)
+            assert (exact, longs, pairs) == _scan_reference(paras, thr, pre)
 
 
 def test_repeat_scan_leaves_non_ascii_to_python():
