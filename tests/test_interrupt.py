@@ -116,12 +116,13 @@ def _workers_ignoring_sigint(pid: int) -> int:
 
 def wait_until_midway(proc: subprocess.Popen[bytes], out: Path, workers: int = 2) -> None:
     """Until the temporary corpus exists and every pool worker is up (it ignores SIGINT once
-    its initializer ran): the run is demonstrably mid-way, whatever the pipeline spills when."""
+    its initializer ran; `--workers 2` is the parent and one worker process): the run is
+    demonstrably mid-way, whatever the pipeline spills when."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"run ended before it could be signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
         if any(p.name.startswith(f".{out.name}.thresher-tmp-") for p in out.parent.iterdir()) and (
-            _workers_ignoring_sigint(proc.pid) >= workers
+            _workers_ignoring_sigint(proc.pid) >= workers - 1
         ):
             return
         time.sleep(0.05)

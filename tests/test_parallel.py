@@ -27,8 +27,12 @@ def _fail_on(chunk: list[int], bad: int) -> list[int]:
     return chunk
 
 
-def _die_on(chunk: list[int], bad: int) -> list[int]:
-    if bad in chunk:
+def _die_past(chunk: list[int], bad: int, parent: int) -> list[int]:
+    """A worker process dies on the first chunk it gets from `bad` on. The parent, which takes
+    chunks too, does not, and is slow: the worker gets most chunks."""
+    if os.getpid() == parent:
+        time.sleep(0.02)
+    elif chunk[-1] >= bad:
         os.kill(os.getpid(), signal.SIGKILL)
     return chunk
 
@@ -50,7 +54,8 @@ def _identity(chunk: list[object]) -> list[object]:
     return chunk
 
 
-def _pid(chunk: list[int]) -> list[int]:
+def _pid_slowly(chunk: list[int]) -> list[int]:
+    time.sleep(0.005)
     return [os.getpid()]
 
 
@@ -77,22 +82,57 @@ def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 def test_results_come_back_in_input_order(workers: int, start_method: str) -> None:
     chunks = _chunks(60)
     with Workers(workers, {}) as pool:
-        got = list(pool.map(_square_slowly, chunks, window=2))
+        got = list(pool.map(_square_slowly, chunks, tail=2))
     assert got == [[(x, x * x) for x in c] for c in chunks]
 
 
-def test_every_worker_takes_chunks() -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_parent_and_every_worker_process_take_chunks(workers: int) -> None:
+    """`Workers(n)` is n processes: n - 1 worker processes, and the parent, which does the next
+    chunk itself while the next result in order is not back."""
+    with Workers(workers, {}) as pool:
+        pids = [r[0] for r in pool.map(_pid_slowly, [[k] for k in range(60)])]
+    assert len(set(pids)) == workers and os.getpid() in pids
+
+
+def test_the_tail_goes_to_the_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last `tail` chunks are the workers' (the caller works long before their results: the
+    detector's freeze); the parent still takes chunks before them."""
+    monkeypatch.setattr(parallel, "_start_method", lambda: "fork")
     with Workers(2, {}) as pool:
-        pids = {r[0] for r in pool.map(_pid, [[k] for k in range(40)])}
-    assert len(pids) == 2 and os.getpid() not in pids
+        pids = [r[0] for r in pool.map(_pid_slowly, [[k] for k in range(40)], tail=6)]
+    assert os.getpid() in pids[:34]
+    assert os.getpid() not in pids[34:]
+
+
+def test_an_error_in_a_chunk_the_parent_does_waits_for_its_turn() -> None:
+    """The parent's own chunks fail in order too: every result before the bad chunk comes first,
+    as with one worker."""
+    got = []
+    with pytest.raises(ValueError, match=r"^record 31 is bad$"), Workers(3, {}) as pool:
+        for result in pool.map(_fail_slowly_on, _chunks(40), 31):
+            got.append(result)  # noqa: PERF402 -- each result as it comes, until the error
+    assert got == _chunks(10)
+
+
+def _fail_in_a_worker(chunk: list[int], parent: int) -> list[int]:
+    if os.getpid() != parent:
+        raise ValueError(f"chunk {chunk[0] // 3} failed in a worker")
+    return chunk
 
 
 def test_an_error_in_a_worker_is_raised_in_the_parent_with_its_traceback(start_method: str) -> None:
-    with pytest.raises(ValueError, match=r"^record 31 is bad$") as info, Workers(2, {}) as pool:
-        for _ in pool.map(_fail_on, _chunks(40), 31):
+    # the first chunks go to the worker process before the parent takes any itself
+    with pytest.raises(ValueError, match=r"^chunk 0 failed in a worker$") as info, Workers(2, {}) as pool:
+        for _ in pool.map(_fail_in_a_worker, _chunks(40), os.getpid()):
             pass
-    if start_method == "fork":  # (a fork server's workers start late: the parent may meet it first)
-        assert "_fail_on" in str(info.value.__cause__)  # the worker's own traceback
+    assert "_fail_in_a_worker" in str(info.value.__cause__)  # the worker's own traceback
+
+
+def _fail_slowly_on(chunk: list[int], bad: int) -> list[int]:
+    # chunks before the bad one are slow: the parent reaches the bad one while they are out
+    time.sleep(0.02 if chunk[0] < bad - 6 else 0)
+    return _fail_on(chunk, bad)
 
 
 def _slowly(chunk: list[object]) -> list[object]:
@@ -119,7 +159,7 @@ def test_results_before_the_error_are_all_delivered() -> None:
 
 def test_a_killed_worker_is_an_error_not_a_hang() -> None:
     with pytest.raises(WorkerDied) as info, Workers(2, {}) as pool:
-        for _ in pool.map(_die_on, _chunks(40), 31):
+        for _ in pool.map(_die_past, _chunks(40), 31, os.getpid()):
             pass
     assert re.fullmatch(r"a worker process was killed by signal 9 \(out of memory\? try fewer --workers\) "
                         r"with \d+ chunk\(s\) unfinished", str(info.value)), str(info.value)
@@ -148,13 +188,14 @@ def test_messages_larger_than_the_pipes_do_not_block(start_method: str) -> None:
     never blocks writing a task while a worker waits to hand back a result."""
     big = [[bytes([k]) * (3 << 20), b"x" * k] for k in range(12)]
     with Workers(2, {}) as pool:
-        got = list(pool.map(_echo_big, big, window=4))
+        got = list(pool.map(_echo_big, big, tail=4))
     assert got == [[3 << 20, k, k * len(range(0, 3 << 20, 4096))] for k in range(12)]
 
 
 def test_the_workers_are_gone_after_the_pool() -> None:
     with Workers(2, {}) as pool:
-        pids = {r[0] for r in pool.map(_pid, [[k] for k in range(20)])}
+        pids = {r[0] for r in pool.map(_pid_slowly, [[k] for k in range(20)])} - {os.getpid()}
+    assert len(pids) == 1  # the worker process
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -102,7 +102,7 @@ def test_the_sample_jobs_know_the_sample_before_its_last_result(workers: int) ->
     jobs = _SampleJobs(chunks, 300, "/tmp/x", 4 if workers > 1 else 0)  # type: ignore[arg-type]
     seen = []
     with parallel.Workers(workers, {}) as pool:
-        for k, (path, chunk, learn) in enumerate(pool.map(_ident, jobs, window=jobs.lookahead)):
+        for k, (path, chunk, learn) in enumerate(pool.map(_ident, jobs, tail=jobs.lookahead)):
             seen.append((path, learn))
             if learn and k == 2 and workers > 1:
                 assert jobs.sample_chunks == 3  # the pool asked for the next job before this result
