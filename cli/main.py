@@ -157,7 +157,8 @@ def dedupe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
-                     help="Worker processes for parsing, cleaning and signatures. Output does not depend on it."),
+                     help="Processes for parsing, cleaning and signatures (this one and N-1 workers). "
+                          "Output does not depend on it."),
         click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
                      help="skip: bad records go to the rejects record; fail: stop with exit code 1."),
         click.option("--rejects", type=click.Path(dir_okay=False), default=None,

@@ -8,8 +8,8 @@ chunk arrives: spawning workers costs more than small inputs take.
 `Workers(n)` runs on n processes: the parent and n - 1 worker processes. The parent does not
 only wait for results in order: whenever the next one is not back yet, it does the next chunk
 itself. On the 2-core machine, a parent that only waited shared the two cores with two workers
-(~800 involuntary context switches a 50k run, and the results' pickles both ways for every
-chunk); as one of two it took ~45% of the chunks and the run 3.97 -> 3.72 s (12 alternations).
+(~800 involuntary context switches a 50k run, and every chunk's pickles both ways); as one of
+the two it takes ~48% of the chunks, and the run went 4.19 -> 3.99 s (16 alternations).
 
 The worker processes each have a task pipe and a result pipe of their own, driven
 by the caller's thread alone: it writes tasks without blocking (a full task pipe never stalls it
