@@ -370,8 +370,8 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
     """Pass 2: read the spilled chunks once, in input order, into the corpus (kept articles,
     their `duplicates` filled in), the duplicates record and the clusters file. Returns the
     number of clusters kept. This loop is serial, after all the workers: the corpus gets one
-    write a chunk, of runs of spilled lines copied whole, and only the line of an article that
-    has duplicates is spliced. The corpus blocks are written by a thread of
+    `writev` a chunk, of runs of spilled lines as they were read (not joined first), and only
+    the line of an article that has duplicates is spliced. The corpus blocks are written by a thread of
     their own (`writers.BackgroundWriter`), which overlaps the kernel's copy of one block with
     the splicing of the next: the worker processes are done by now, and a one-worker run left
     the other cores idle all along."""
@@ -441,7 +441,7 @@ def _write_outputs(index: _RunIndex, result: Clusters | None, members: dict[int,
                 if view is not None and run_hi > run_lo:
                     pieces.append(view[run_lo:run_hi])
             if view is not None:
-                sink.write_raw(b"".join(pieces), kept_here)  # type: ignore[union-attr, arg-type]
+                sink.write_pieces(pieces, kept_here)  # type: ignore[union-attr, arg-type]
             kept += kept_here
             progress("write", kept_here)
     counter["kept"] += kept

@@ -8,17 +8,22 @@ corpus under the name a downstream job is waiting for. A killed run leaves at mo
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import queue
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Union
 
 import orjson
 
 TMP_MARKER = ".thresher-tmp-"
 SYNC_BEHIND = 32 << 20  # bytes written between background flushes to disk (write_raw)
+_IOV_MAX = 1024  # buffers one writev takes (Linux, macOS)
+Piece = Union[bytes, bytearray, memoryview]
 
 
 class OutputError(Exception):
@@ -36,8 +41,13 @@ class AtomicOutput:
         self._unsynced = 0
         self._syncer: threading.Thread | None = None
         self._sync_error: OSError | None = None
+        self._fd: int | None = None  # for write_pieces; None: a file object without one
         if path == "-":
             self._fh = sys.stdout.buffer
+            try:
+                self._fd = self._fh.fileno()
+            except (io.UnsupportedOperation, AttributeError):  # e.g. a test runner's captured stdout
+                pass
             return
         final = Path(path)
         if final.is_dir():
@@ -50,6 +60,7 @@ class AtomicOutput:
             self._fh = open(self._tmp, "wb", buffering=1 << 20)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write ({exc.strerror}); choose a writable location") from exc
+        self._fd = self._fh.fileno()
 
     def write(self, record: dict[str, object]) -> None:
         self.write_line(orjson.dumps(record))
@@ -68,15 +79,26 @@ class AtomicOutput:
         self.count += len(lines)
 
     def write_raw(self, data: bytes, lines: int) -> None:
-        """Write `lines` lines already joined, each ending in a newline (the corpus pass)."""
+        """Write `lines` lines already joined, each ending in a newline."""
+        self.write_pieces((data,), lines)
+
+    def write_pieces(self, pieces: Sequence[Piece], lines: int) -> None:
+        """Write `lines` lines, each ending in a newline, given as consecutive pieces (the corpus
+        pass: runs of spilled lines and the spliced lists of duplicates). They go from the
+        pieces to the file in `os.writev` calls: not joined into one block first, nor copied
+        into the file object's buffer (each was a copy of the whole corpus)."""
         try:
-            self._fh.write(data)
+            if self._fd is None:
+                size = self._fh.write(b"".join(pieces)) or 0
+            else:
+                self._fh.flush()  # what went through the buffer first, in order
+                size = _writev_all(self._fd, pieces)
         except BrokenPipeError:
             raise
         except OSError as exc:
             raise OutputError(self._failed(exc)) from exc
         self.count += lines
-        self._unsynced += len(data)
+        self._unsynced += size
         if self._unsynced >= SYNC_BEHIND and self._tmp is not None:
             self._sync_behind()
 
@@ -163,15 +185,34 @@ class AtomicOutput:
         self._tmp = None
 
 
+def _writev_all(fd: int, pieces: Sequence[Piece]) -> int:
+    """Write every byte of `pieces` to `fd`, in order, however the writes fall; returns the bytes."""
+    views = [memoryview(p) for p in pieces if len(p)]
+    total = sum(v.nbytes for v in views)
+    k = 0
+    while k < len(views):
+        written = os.writev(fd, views[k:k + _IOV_MAX])
+        if written == 0:
+            raise OSError(errno.EIO, "the output took no bytes")
+        while written:
+            if written >= views[k].nbytes:
+                written -= views[k].nbytes
+                k += 1
+            else:
+                views[k] = views[k][written:]
+                written = 0
+    return total
+
+
 class BackgroundWriter:
-    """`AtomicOutput.write_raw` on a thread of its own, in order: the kernel's copy of one block
+    """`AtomicOutput.write_pieces` on a thread of its own, in order: the kernel's copy of one block
     into the page cache overlaps the reading and splicing of the next (pass 2, when the worker
     processes are done, or a one-worker run's idle cores). A write error is raised by the next
     `write_raw` or by `close`; leaving the block on an exception drops what is still queued."""
 
     def __init__(self, out: AtomicOutput, depth: int = 4) -> None:
         self.out = out
-        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(depth)
+        self._queue: queue.Queue[tuple[Sequence[Piece], int] | None] = queue.Queue(depth)
         self._error: BaseException | None = None
         self._dropping = False  # the caller left on an exception: skip what is queued
         self._thread = threading.Thread(target=self._run, name="thresher-write", daemon=True)
@@ -181,14 +222,18 @@ class BackgroundWriter:
         while (item := self._queue.get()) is not None:
             if self._error is None and not self._dropping:
                 try:
-                    self.out.write_raw(*item)
+                    self.out.write_pieces(*item)
                 except BaseException as exc:  # raised in the caller's thread
                     self._error = exc
 
     def write_raw(self, data: bytes, lines: int) -> None:
+        self.write_pieces((data,), lines)
+
+    def write_pieces(self, pieces: Sequence[Piece], lines: int) -> None:
+        """Queue `AtomicOutput.write_pieces(pieces, lines)`; the pieces must not change until written."""
         if self._error is not None:
             raise self._error
-        self._queue.put((data, lines))
+        self._queue.put((pieces, lines))
 
     def close(self) -> None:
         """Wait for every queued block to be written; raise the first write error."""

@@ -56,12 +56,12 @@ def test_a_background_write_error_reaches_the_caller_and_stops_the_writes(tmp_pa
     out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
     written: list[bytes] = []
 
-    def write_raw(data: bytes, lines: int) -> None:
+    def write_pieces(pieces: list[bytes], lines: int) -> None:
         if len(written) == 3:
             raise OutputError(f"{out.path}: write failed (No space left on device); free some space or choose another location")
-        written.append(data)
+        written.append(b"".join(pieces))
 
-    out.write_raw = write_raw  # type: ignore[method-assign]
+    out.write_pieces = write_pieces  # type: ignore[method-assign]
     with pytest.raises(OutputError, match=r"corpus\.jsonl: write failed \(No space left on device\)"):
         with writers.BackgroundWriter(out, depth=1) as sink:
             for k in range(50):
@@ -80,3 +80,39 @@ def test_leaving_a_background_writer_on_an_error_drops_the_queued_blocks(tmp_pat
     assert not sink._thread.is_alive()
     out.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def _pieces(count: int) -> list[bytes | memoryview]:
+    """`count` lines cut into pieces at odd places, some of them views, some empty."""
+    blob = b"".join(f'{{"id": "p{k}", "text": "{"z" * (k % 37)}"}}\n'.encode() for k in range(count))
+    view, cuts = memoryview(blob), sorted({(k * 7919) % len(blob) for k in range(count * 2)} | {0, len(blob)})
+    return [view[a:b] if k % 2 else bytes(view[a:b]) for k, (a, b) in enumerate(zip(cuts, cuts[1:]))] + [b""]
+
+
+def test_pieces_are_written_whole_however_the_writes_fall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`write_pieces` writes with `os.writev`, which may take only part of what it is given
+    (a pipe, a signal) and at most 1024 buffers a call: every byte still goes out once, in order."""
+    real = os.writev
+    calls: list[int] = []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real(fd, buffers[:3]) if len(calls) % 2 else real(fd, [bytes(buffers[0])[:5]])
+
+    monkeypatch.setattr(writers.os, "writev", short_writev)
+    pieces = _pieces(1500)
+    out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
+    out.write_line(b'{"id": "first"}')  # through the file object's buffer: it must come first
+    out.write_pieces(pieces, 1500)
+    out.commit()
+    assert (tmp_path / "corpus.jsonl").read_bytes() == b'{"id": "first"}\n' + b"".join(pieces)
+    assert out.count == 1501
+    assert max(calls) == 1024
+
+
+def test_pieces_reach_a_stdout_without_a_descriptor(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    pieces = _pieces(40)
+    out = AtomicOutput("-")
+    out.write_pieces(pieces, 40)
+    out.commit()
+    assert capsysbinary.readouterr().out == b"".join(pieces)
