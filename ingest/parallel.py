@@ -8,8 +8,8 @@ chunk arrives: spawning workers costs more than small inputs take.
 `Workers(n)` runs on n processes: the parent and n - 1 worker processes. The parent does not
 only wait for results in order: whenever the next one is not back yet, it does the next chunk
 itself. On the 2-core machine, a parent that only waited shared the two cores with two workers
-(~800 involuntary context switches a 50k run, and every chunk's pickles both ways); as one of
-the two it takes ~48% of the chunks, and the run went 4.19 -> 3.99 s (16 alternations).
+(~800 involuntary context switches in a 50k run, ~300 now) and every chunk crossed the pipes
+as pickles both ways; as one of the two processes it takes ~48% of the chunks itself.
 
 The worker processes each have a task pipe and a result pipe of their own, driven
 by the caller's thread alone: it writes tasks without blocking (a full task pipe never stalls it
@@ -406,7 +406,8 @@ class Workers:
             tail: int = 0) -> Iterator[list[R]]:
         """Apply `fn(chunk, *args)` to each chunk; yields results in chunk order. Each worker
         process holds up to three chunks; whenever the next result in order is not back, the
-        parent does the next chunk itself (up to 8 chunks ahead of the pool). The last `tail`
+        parent does the next chunk itself (with at most `tail` + 8 more chunks out than the
+        workers hold). The last `tail`
         chunks all go to the worker processes: a caller that works long once it has the
         result before them (the recurring detector's freeze) leaves the workers busy with them.
         An error in a chunk is raised in its turn, after every result before it.
