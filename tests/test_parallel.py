@@ -105,14 +105,15 @@ def test_the_tail_goes_to_the_worker_processes(monkeypatch: pytest.MonkeyPatch) 
     assert os.getpid() not in pids[34:]
 
 
-def test_an_error_in_a_chunk_the_parent_does_waits_for_its_turn() -> None:
+def test_an_error_in_a_chunk_the_parent_does_waits_for_its_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent's own chunks fail in order too: every result before the bad chunk comes first,
     as with one worker."""
+    monkeypatch.setattr(parallel, "_start_method", lambda: "fork")
     got = []
-    with pytest.raises(ValueError, match=r"^record 31 is bad$"), Workers(3, {}) as pool:
-        for result in pool.map(_fail_slowly_on, _chunks(40), 31):
+    with pytest.raises(ValueError, match=r"^record 25 is bad$"), Workers(2, {}) as pool:
+        for result in pool.map(_fail_in_the_parent, _chunks(40), 25, os.getpid()):
             got.append(result)  # noqa: PERF402 -- each result as it comes, until the error
-    assert got == _chunks(10)
+    assert got == _chunks(8)  # chunk 8 holds 24-26
 
 
 def _fail_in_a_worker(chunk: list[int], parent: int) -> list[int]:
@@ -129,9 +130,11 @@ def test_an_error_in_a_worker_is_raised_in_the_parent_with_its_traceback(start_m
     assert "_fail_in_a_worker" in str(info.value.__cause__)  # the worker's own traceback
 
 
-def _fail_slowly_on(chunk: list[int], bad: int) -> list[int]:
-    # chunks before the bad one are slow: the parent reaches the bad one while they are out
-    time.sleep(0.02 if chunk[0] < bad - 6 else 0)
+def _fail_in_the_parent(chunk: list[int], bad: int, parent: int) -> list[int]:
+    """The worker process is slow: while it holds the first three chunks, the parent does the
+    next ones (up to 8), and meets the bad record itself."""
+    if os.getpid() != parent:
+        time.sleep(0.03)
     return _fail_on(chunk, bad)
 
 
