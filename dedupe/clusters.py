@@ -624,9 +624,8 @@ class NearDuplicateFinder:
                     members.setdefault(v, []).append(u)
                     break
         # edge lookup for links to kept articles
-        edge_sim: dict[tuple[int, int], tuple[float, float]] = {}
-        for a, b, x, y in zip(i.tolist(), j.tolist(), jac.tolist(), con.tolist()):
-            edge_sim[(min(a, b), max(a, b))] = (x, y)
+        edge_sim: dict[tuple[int, int], tuple[float, float]] = dict(
+            zip(zip(np.minimum(i, j).tolist(), np.maximum(i, j).tolist()), zip(jac.tolist(), con.tolist())))
 
         # 4. cluster ids, kept article per cluster, links
         cluster = np.empty(n, dtype=np.int64)
@@ -643,11 +642,8 @@ class NearDuplicateFinder:
         links: dict[int, Link] = {}
         if dropped.size:
             kept_for = kept_of[cluster[dropped]]
-            need = [
-                k
-                for k, (a, b) in enumerate(zip(dropped.tolist(), kept_for.tolist()))
-                if (min(a, b), max(a, b)) not in edge_sim
-            ]
+            keys = list(zip(np.minimum(dropped, kept_for).tolist(), np.maximum(dropped, kept_for).tolist()))
+            need = [k for k, key in enumerate(keys) if key not in edge_sim]
             extra: dict[tuple[int, int], tuple[float, float]] = {}
             if need:
                 na = dropped[need]
@@ -655,9 +651,8 @@ class NearDuplicateFinder:
                 xj, xc = self._similarity(na, nb, sizes)
                 for a, b, x, y in zip(na.tolist(), nb.tolist(), xj.tolist(), xc.tolist()):
                     extra[(min(a, b), max(a, b))] = (x, y)
-            for a, b in zip(dropped.tolist(), kept_for.tolist()):
-                key = (min(a, b), max(a, b))
+            of = cluster[dropped]
+            for a, b, key, c, size in zip(dropped.tolist(), kept_for.tolist(), keys, of.tolist(), csize[of].tolist()):
                 x, y = edge_sim.get(key) or extra[key]
-                c = int(cluster[a])
-                links[a] = Link(a, b, c, int(csize[c]), float(x), float(y))
+                links[a] = Link(a, b, c, size, x, y)
         return Clusters(cluster, kept_mask, links)
