@@ -16,14 +16,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import orjson
 
 TMP_MARKER = ".thresher-tmp-"
-SYNC_BEHIND = 32 << 20  # bytes written between background flushes to disk (write_raw)
+SYNC_BEHIND = 32 << 20  # bytes written between background flushes to disk (write_pieces)
 _IOV_MAX = 1024  # buffers one writev takes (Linux, macOS)
-Piece = Union[bytes, bytearray, memoryview]
+Piece = bytes | bytearray | memoryview
 
 
 class OutputError(Exception):
@@ -77,10 +77,6 @@ class AtomicOutput:
         except OSError as exc:
             raise OutputError(self._failed(exc)) from exc
         self.count += len(lines)
-
-    def write_raw(self, data: bytes, lines: int) -> None:
-        """Write `lines` lines already joined, each ending in a newline."""
-        self.write_pieces((data,), lines)
 
     def write_pieces(self, pieces: Sequence[Piece], lines: int) -> None:
         """Write `lines` lines, each ending in a newline, given as consecutive pieces (the corpus
@@ -208,7 +204,7 @@ class BackgroundWriter:
     """`AtomicOutput.write_pieces` on a thread of its own, in order: the kernel's copy of one block
     into the page cache overlaps the reading and splicing of the next (pass 2, when the worker
     processes are done, or a one-worker run's idle cores). A write error is raised by the next
-    `write_raw` or by `close`; leaving the block on an exception drops what is still queued."""
+    `write_pieces` or by `close`; leaving the block on an exception drops what is still queued."""
 
     def __init__(self, out: AtomicOutput, depth: int = 4) -> None:
         self.out = out
@@ -225,9 +221,6 @@ class BackgroundWriter:
                     self.out.write_pieces(*item)
                 except BaseException as exc:  # raised in the caller's thread
                     self._error = exc
-
-    def write_raw(self, data: bytes, lines: int) -> None:
-        self.write_pieces((data,), lines)
 
     def write_pieces(self, pieces: Sequence[Piece], lines: int) -> None:
         """Queue `AtomicOutput.write_pieces(pieces, lines)`; the pieces must not change until written."""

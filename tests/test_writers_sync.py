@@ -1,10 +1,11 @@
-"""The corpus goes to disk in the background while it is written (writers.AtomicOutput.write_raw):
+"""The corpus goes to disk in the background while it is written (writers.AtomicOutput.write_pieces):
 the bytes are the same, and a write-back error found in the background still fails the run."""
 
 from __future__ import annotations
 
 import errno
 import os
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def test_background_flushes_leave_the_same_bytes(tmp_path: Path, monkeypatch: py
     out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
     lines = [f'{{"id": "a{k}", "text": "{"x" * k}"}}\n'.encode() for k in range(200)]
     for k in range(0, 200, 7):
-        out.write_raw(b"".join(lines[k:k + 7]), len(lines[k:k + 7]))
+        out.write_pieces([b"".join(lines[k:k + 7])], len(lines[k:k + 7]))
     out.commit()
     assert (tmp_path / "corpus.jsonl").read_bytes() == b"".join(lines)
     assert out.count == 200
@@ -34,7 +35,7 @@ def test_a_write_back_error_in_the_background_fails_the_commit(tmp_path: Path,
 
     monkeypatch.setattr(writers.os, "fdatasync", full_disk)
     out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
-    out.write_raw(b'{"id": "a"}\n' * 5, 5)
+    out.write_pieces([b'{"id": "a"}\n' * 5], 5)
     with pytest.raises(OutputError, match=r"corpus.jsonl: write failed \(No space left on device\)"):
         out.commit()
     assert list(tmp_path.iterdir()) == []  # nothing under the final name, no temporary file
@@ -46,7 +47,7 @@ def test_a_background_writer_writes_every_block_in_order(tmp_path: Path, monkeyp
     blocks = [f'{{"id": "b{k}", "text": "{"y" * (k % 50)}"}}\n'.encode() * (k % 4 + 1) for k in range(300)]
     with writers.BackgroundWriter(out, depth=2) as sink:
         for block in blocks:
-            sink.write_raw(block, block.count(b"\n"))
+            sink.write_pieces([block], block.count(b"\n"))
     out.commit()
     assert (tmp_path / "corpus.jsonl").read_bytes() == b"".join(blocks)
     assert out.count == sum(k % 4 + 1 for k in range(300))
@@ -65,7 +66,7 @@ def test_a_background_write_error_reaches_the_caller_and_stops_the_writes(tmp_pa
     with pytest.raises(OutputError, match=r"corpus\.jsonl: write failed \(No space left on device\)"):
         with writers.BackgroundWriter(out, depth=1) as sink:
             for k in range(50):
-                sink.write_raw(b"%d\n" % k, 1)
+                sink.write_pieces([b"%d\n" % k], 1)
     assert written == [b"0\n", b"1\n", b"2\n"]  # nothing after the failed block
     out.abort()
     assert list(tmp_path.iterdir()) == []
@@ -75,7 +76,7 @@ def test_leaving_a_background_writer_on_an_error_drops_the_queued_blocks(tmp_pat
     out = AtomicOutput(str(tmp_path / "corpus.jsonl"))
     with pytest.raises(KeyboardInterrupt):
         with writers.BackgroundWriter(out) as sink:
-            sink.write_raw(b"a\n", 1)
+            sink.write_pieces([b"a\n"], 1)
             raise KeyboardInterrupt
     assert not sink._thread.is_alive()
     out.abort()
@@ -86,7 +87,7 @@ def _pieces(count: int) -> list[bytes | memoryview]:
     """`count` lines cut into pieces at odd places, some of them views, some empty."""
     blob = b"".join(f'{{"id": "p{k}", "text": "{"z" * (k % 37)}"}}\n'.encode() for k in range(count))
     view, cuts = memoryview(blob), sorted({(k * 7919) % len(blob) for k in range(count * 2)} | {0, len(blob)})
-    return [view[a:b] if k % 2 else bytes(view[a:b]) for k, (a, b) in enumerate(zip(cuts, cuts[1:]))] + [b""]
+    return [view[a:b] if k % 2 else bytes(view[a:b]) for k, (a, b) in enumerate(pairwise(cuts))] + [b""]
 
 
 def test_pieces_are_written_whole_however_the_writes_fall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
