@@ -646,11 +646,8 @@ class NearDuplicateFinder:
             need = [k for k, key in enumerate(keys) if key not in edge_sim]
             extra: dict[tuple[int, int], tuple[float, float]] = {}
             if need:
-                na = dropped[need]
-                nb = kept_for[need]
-                xj, xc = self._similarity(na, nb, sizes)
-                for a, b, x, y in zip(na.tolist(), nb.tolist(), xj.tolist(), xc.tolist()):
-                    extra[(min(a, b), max(a, b))] = (x, y)
+                xj, xc = self._similarity(dropped[need], kept_for[need], sizes)
+                extra = dict(zip([keys[k] for k in need], zip(xj.tolist(), xc.tolist())))
             of = cluster[dropped]
             for a, b, key, c, size in zip(dropped.tolist(), kept_for.tolist(), keys, of.tolist(), csize[of].tolist()):
                 x, y = edge_sim.get(key) or extra[key]
