@@ -868,6 +868,72 @@ static void fmix32_avx512(const uint32_t *src, uint32_t *dst, Py_ssize_t n)
         _mm512_mask_storeu_epi32(dst + i, k, x);
     }
 }
+
+/* 1: explicit AVX2 (chosen at import when the CPU has AVX2 and THRESHER_NO_AVX2 is unset;
+ * set_avx2() switches it, for the tests).  Used only when the AVX-512 path is off. */
+static int use_avx2 = 0;
+
+/* mh512_block's layout in 256-bit registers: 4 vectors of 8 permutations (32) in registers,
+ * the shingles streamed once per 32 and broadcast (16 ymm registers hold 4 A, 4 B, 4 minima,
+ * the shingle and a temporary; 8 vectors would spill).  On an AMD EPYC (Zen 3, no AVX-512)
+ * this measured ~2x faster than the portable loop's avx2 clone, whose per-permutation
+ * horizontal min and single accumulator it avoids. */
+static inline __attribute__((always_inline, target("avx2"))) void
+mh256_block(const uint32_t *restrict h, Py_ssize_t n, const uint32_t *restrict a,
+            const uint32_t *restrict b, int np_, uint32_t *restrict sig, const int G)
+{
+    __m256i A[4], B[4], M[4];
+    uint32_t ta[32] = {0}, tb[32] = {0}, ts[32];
+    memcpy(ta, a, sizeof(uint32_t) * np_);
+    memcpy(tb, b, sizeof(uint32_t) * np_);
+    for (int g = 0; g < G; g++) {
+        A[g] = _mm256_loadu_si256((const __m256i *)(ta + 8 * g));
+        B[g] = _mm256_loadu_si256((const __m256i *)(tb + 8 * g));
+        M[g] = _mm256_set1_epi32(-1);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        __m256i x = _mm256_set1_epi32((int)h[i]);
+        for (int g = 0; g < G; g++)
+            M[g] = _mm256_min_epu32(M[g], _mm256_add_epi32(_mm256_mullo_epi32(A[g], x), B[g]));
+    }
+    for (int g = 0; g < G; g++)
+        _mm256_storeu_si256((__m256i *)(ts + 8 * g), M[g]);
+    memcpy(sig, ts, sizeof(uint32_t) * np_);
+}
+
+__attribute__((target("avx2")))
+static void minhash_doc_avx2(const uint32_t *restrict h, Py_ssize_t n, const uint32_t *restrict a,
+                             const uint32_t *restrict b, int np_, uint32_t *restrict sig)
+{
+    for (int p0 = 0; p0 < np_; p0 += 32) {
+        int np = np_ - p0 < 32 ? np_ - p0 : 32;
+        switch ((np + 7) / 8) {
+        case 1: mh256_block(h, n, a + p0, b + p0, np, sig + p0, 1); break;
+        case 2: mh256_block(h, n, a + p0, b + p0, np, sig + p0, 2); break;
+        case 3: mh256_block(h, n, a + p0, b + p0, np, sig + p0, 3); break;
+        default: mh256_block(h, n, a + p0, b + p0, np, sig + p0, 4); break;
+        }
+    }
+}
+
+/* dst[i] = fmix32(src[i]) (dst may be src) */
+__attribute__((target("avx2")))
+static void fmix32_avx2(const uint32_t *src, uint32_t *dst, Py_ssize_t n)
+{
+    const __m256i c1 = _mm256_set1_epi32((int)0x85EBCA6Bu), c2 = _mm256_set1_epi32((int)0xC2B2AE35u);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(src + i));
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+        x = _mm256_mullo_epi32(x, c1);
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 13));
+        x = _mm256_mullo_epi32(x, c2);
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+        _mm256_storeu_si256((__m256i *)(dst + i), x);
+    }
+    for (; i < n; i++)
+        dst[i] = fmix32(src[i]);
+}
 #endif
 
 /* The signature of n pre-mixed hashes */
@@ -877,6 +943,10 @@ static void minhash_doc(const uint32_t *restrict h, Py_ssize_t n, const uint32_t
 #ifdef HAVE_AVX512_PATH
     if (use_avx512) {
         minhash_doc_avx512(h, n, a, b, np_, sig);
+        return;
+    }
+    if (use_avx2) {
+        minhash_doc_avx2(h, n, a, b, np_, sig);
         return;
     }
 #endif
@@ -889,6 +959,10 @@ static void fmix32_many(const uint32_t *h, uint32_t *mixed, Py_ssize_t n)
 #ifdef HAVE_AVX512_PATH
     if (use_avx512) {
         fmix32_avx512(h, mixed, n);
+        return;
+    }
+    if (use_avx2) {
+        fmix32_avx2(h, mixed, n);
         return;
     }
 #endif
@@ -936,6 +1010,24 @@ static PyObject *k_set_avx512(PyObject *self, PyObject *args)
 #endif
     }
     return PyLong_FromLong(use_avx512);
+}
+
+/* set_avx2([mode]) -> the mode now in use (0 portable, 1 AVX2), as set_avx512; the AVX2 loop
+ * runs only while the AVX-512 one is off.  A CPU without AVX2 always stays on 0. */
+static PyObject *k_set_avx2(PyObject *self, PyObject *args)
+{
+    int mode = -1;
+    if (!PyArg_ParseTuple(args, "|i", &mode))
+        return NULL;
+    if (mode >= 0) {
+#ifdef HAVE_AVX512_PATH
+        __builtin_cpu_init();
+        use_avx2 = mode && __builtin_cpu_supports("avx2");
+#else
+        use_avx2 = 0;
+#endif
+    }
+    return PyLong_FromLong(use_avx2);
 }
 
 /* minhash(flat, offsets, a, b, out): out[d] = signature of flat[offsets[d]:offsets[d+1]] */
@@ -1982,6 +2074,8 @@ static PyMethodDef methods[] = {
      "Switch the AVX-512 VBMI2 normalisation of ASCII texts on or off; returns whether it is on."},
     {"set_avx512", k_set_avx512, METH_VARARGS,
      "Select the MinHash loop (0 portable, 1 AVX-512); returns the one in use."},
+    {"set_avx2", k_set_avx2, METH_VARARGS,
+     "Select the AVX2 MinHash loop while AVX-512 is off (0 portable, 1 AVX2); returns the one in use."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1997,6 +2091,8 @@ PyMODINIT_FUNC PyInit__kernels(void)
     const char *no = getenv("THRESHER_NO_AVX512");
     use_avx512 = __builtin_cpu_supports("avx512f") && !(no && *no && strcmp(no, "0") != 0);
     use_norm512 = use_avx512 && norm512_cpu();
+    const char *no2 = getenv("THRESHER_NO_AVX2");
+    use_avx2 = __builtin_cpu_supports("avx2") && !(no2 && *no2 && strcmp(no2, "0") != 0);
 #endif
     return PyModule_Create(&module);
 }

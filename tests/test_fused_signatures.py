@@ -1,6 +1,6 @@
 """``minhash.shingle_signatures`` (one C call: shingle counts and signatures) against the two-step
 path (``shingle_hashes_many`` + ``signatures``) and the numpy reference, with the AVX-512 MinHash
-loop and with the portable one."""
+loop, the AVX2 one and the portable one."""
 
 from __future__ import annotations
 
@@ -63,21 +63,22 @@ def _numpy_ref(texts, cfg):
     return np.array([len(s) for s in sets], dtype=np.int64), minhash._signatures_numpy(sets, cfg)
 
 
-@pytest.fixture(params=["avx512", "portable"])
+@pytest.fixture(params=["avx512", "avx2", "portable"])
 def simd(request):
-    """Run the test with each MinHash loop (the AVX-512 one only on a CPU that has it)."""
+    """Run the test with each MinHash loop (the AVX-512 and AVX2 ones only on a CPU that has them)."""
     if _K is None:
         yield None
         return
-    want = 1 if request.param == "avx512" else 0
-    prev = _K.set_avx512()
-    got = _K.set_avx512(want)
+    prev = _K.set_avx512(), _K.set_avx2()
+    want512, want2 = {"avx512": (1, 0), "avx2": (0, 1), "portable": (0, 0)}[request.param]
+    got = _K.set_avx512(want512), _K.set_avx2(want2)
     try:
-        if got != want:
-            pytest.skip("this CPU has no AVX-512F")
+        if got != (want512, want2):
+            pytest.skip(f"this CPU has no {'AVX-512F' if want512 else 'AVX2'}")
         yield request.param
     finally:
-        _K.set_avx512(prev)
+        _K.set_avx512(prev[0])
+        _K.set_avx2(prev[1])
 
 
 def _check(texts, cfg):
@@ -186,21 +187,24 @@ def test_tuple_input(simd):
 
 
 @needs_kernels
-@pytest.mark.parametrize("num_perm,seed", [(128, 1), (64, 7), (3, 2), (200, 9)])
-def test_signatures_both_loops_equal(num_perm, seed):
-    """``minhash`` (k_minhash) gives the same bits with the AVX-512 loop and the portable one."""
+@pytest.mark.parametrize("num_perm,seed", [(128, 1), (64, 7), (3, 2), (200, 9), (8, 4), (33, 5)])
+def test_signatures_all_loops_equal(num_perm, seed):
+    """``minhash`` (k_minhash) gives the same bits with the AVX-512 loop, the AVX2 one and the
+    portable one (on a CPU without one of them the switch stays off and the case repeats another)."""
     cfg = DedupeConfig(num_perm=num_perm, seed=seed)
     rng = np.random.default_rng(seed)
     sets = [np.unique(rng.integers(0, 2**32, size=k, dtype=np.uint64).astype(np.uint32))
-            for k in (0, 1, 5, 15, 16, 17, 300, 0, 2000, 9000)]
+            for k in (0, 1, 5, 7, 8, 9, 15, 16, 17, 300, 0, 2000, 9000)]
     ref = minhash._signatures_numpy(sets, cfg)
-    prev = _K.set_avx512()
+    prev = _K.set_avx512(), _K.set_avx2()
     try:
-        for mode in (0, 1):
-            _K.set_avx512(mode)
+        for m512, m2 in ((0, 0), (0, 1), (1, 0)):
+            _K.set_avx512(m512)
+            _K.set_avx2(m2)
             assert minhash._signatures_kernel(sets, cfg).tobytes() == ref.tobytes()
     finally:
-        _K.set_avx512(prev)
+        _K.set_avx512(prev[0])
+        _K.set_avx2(prev[1])
 
 
 def test_without_kernels_composes_numpy(monkeypatch):
@@ -213,11 +217,11 @@ def test_without_kernels_composes_numpy(monkeypatch):
     assert sigs.tobytes() == ref_sigs.tobytes()
 
 
-@pytest.mark.parametrize("env", ["THRESHER_NO_KERNELS", "THRESHER_NO_AVX512"])
+@pytest.mark.parametrize("env", ["THRESHER_NO_KERNELS", "THRESHER_NO_AVX512", "THRESHER_NO_AVX2"])
 def test_env_switches_in_a_fresh_process(env, tmp_path):
-    """THRESHER_NO_KERNELS=1 (numpy) and THRESHER_NO_AVX512=1 (portable loop) give the same
-    bits as this process."""
-    if env == "THRESHER_NO_AVX512" and _K is None:
+    """THRESHER_NO_KERNELS=1 (numpy), THRESHER_NO_AVX512=1 and THRESHER_NO_AVX2=1 (those loops
+    off) give the same bits as this process."""
+    if env != "THRESHER_NO_KERNELS" and _K is None:
         pytest.skip("no kernels in this process (THRESHER_NO_KERNELS)")
     texts = _texts(6, 30)
     cfg = DedupeConfig(ngram=4, num_perm=80, seed=11)
@@ -229,7 +233,8 @@ def test_env_switches_in_a_fresh_process(env, tmp_path):
         f"texts = json.load(open({str(tmp_path / 'texts.json')!r}, encoding='utf-8'))\n"
         "cfg = DedupeConfig(ngram=4, num_perm=80, seed=11)\n"
         f"if {env == 'THRESHER_NO_KERNELS'}: assert shingles._kernels is None\n"
-        f"else: assert shingles._kernels.set_avx512() == 0\n"
+        f"elif {env == 'THRESHER_NO_AVX512'}: assert shingles._kernels.set_avx512() == 0\n"
+        "else: assert shingles._kernels.set_avx2() == 0\n"
         "s, g = minhash.shingle_signatures(texts, cfg)\n"
         f"np.save({str(tmp_path / 's.npy')!r}, s); np.save({str(tmp_path / 'g.npy')!r}, g)\n"
     )
