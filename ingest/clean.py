@@ -29,7 +29,7 @@ from ingest.readers import ReaderOptions, parse_raw_line
 from ingest.records import Article, RawLine, RawRecord, Reject
 from ingest.rules import LazyRules, RuleSet
 from ingest.segment import split_paragraphs
-from ingest.spill import SPLICE, SpillAt, append_lines
+from ingest.spill import NO_DUPLICATES, SPLICE, SpillAt, append_lines
 from ingest.strip import strip_boilerplate
 
 REPEATED = "repeated_paragraph"
@@ -66,9 +66,9 @@ def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
         tags = stripped.tags
     else:
         body = paragraphs
-    header = _header(paragraphs, body)
+    header = _header(paragraphs, body) if body is not paragraphs else []
     date = normalise_date(str(given_date)) if given_date else find_date(header, body[0] if body else None)
-    head = header + body[:3]  # datelines open the body, sometimes under a standfirst
+    head = header + body[:3] if header else body[:3]  # datelines open the body, sometimes under a standfirst
     source = fields.get("source") or find_source(head, url)  # type: ignore[arg-type]
     if settings.collapse_paragraphs and len(body) > 1:
         body, dropped = collapse_repeated_paragraphs(body, settings.paragraph_threshold)
@@ -217,16 +217,16 @@ def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Ar
 def _encoded(article: Article, text: str) -> tuple[bytes, int]:
     """The article's corpus line (``text`` is ``article.text``, joined once by the caller) and
     where its ``[]`` of duplicates is. The line is encoded in one go, its newline included;
-    where its ``[]`` is follows from the length of what comes after it (the small
-    ``removed``/``meta`` part, encoded again alone): cutting the line in two and joining it
-    again copied the text twice more."""
-    meta = article.meta
-    after = orjson.dumps({"removed": article.removed, "meta": meta})
+    cutting it in two and joining it again copied the text twice more. Its ``[]`` is the
+    first ``,"duplicates":[]`` at or after byte ``len(text)``: the text's encoding is at least
+    that long and ends before it, and the values before it (id, title, date, source, text) are
+    JSON strings or null, in which a bare ``"`` cannot occur. (Finding it so, instead of
+    encoding the small ``removed``/``meta`` part again to count back from the end, saved a
+    second `orjson.dumps` an article.)"""
     line = orjson.dumps({"id": article.id, "title": article.title, "date": article.date,
                          "source": article.source, "text": text, "duplicates": [],
-                         "removed": article.removed, "meta": meta}, option=orjson.OPT_APPEND_NEWLINE)
-    # line = head + ',"duplicates":' + "[]" + "," + after[1:] + "\n"
-    return line, len(line) - 3 - len(after)
+                         "removed": article.removed, "meta": article.meta}, option=orjson.OPT_APPEND_NEWLINE)
+    return line, line.index(NO_DUPLICATES, len(text)) + SPLICE
 
 
 def _finished(article: Article, explain: frozenset[str], text: str) -> Signed:
@@ -302,7 +302,7 @@ def _finished_items(chunk: Chunk | list[Article] | str, detector: RecurringParag
         if isinstance(item, Reject):
             yield item
             continue
-        finished = drop_recurring(item, detector)
+        finished = drop_recurring(item, detector) if detector is not None else item
         if not finished.paragraphs:
             meta = item.meta
             yield Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]

@@ -282,8 +282,8 @@ def _split_fields(obj: dict[str, object], options: ReaderOptions) -> dict[str, o
     return fields
 
 
-def _line_text(raw: bytes) -> tuple[str, int]:
-    text, bad = _decode(raw)
+def _line_text(raw: bytes | memoryview) -> tuple[str, int]:
+    text, bad = _decode(bytes(raw))  # (a bytes object is not copied)
     return text.lstrip("\ufeff").rstrip("\r\n"), bad
 
 
@@ -292,7 +292,7 @@ def parse_raw_line(line: RawLine, options: ReaderOptions) -> RawRecord | Reject:
     return _parse_line(line.file, line.raw, line.record, line.offset, line.stem, options)
 
 
-def _parse_line(name: str, raw: bytes, number: int, start: int, stem: str,
+def _parse_line(name: str, raw: bytes | memoryview, number: int, start: int, stem: str,
                 options: ReaderOptions) -> RawRecord | Reject:
     if len(raw) > options.max_record_bytes:
         return Reject(name, number, start, "too_large",
