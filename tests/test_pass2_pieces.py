@@ -61,3 +61,25 @@ def test_without_a_corpus_only_the_dropped_are_named():
     links = {11: Link(11, 10, 10, 2, 1.0, 1.0)}
     pieces, out = _chunk_pieces([10, 11], FIRST, None, bounds, splices, links, {10: [11]}, IDS)
     assert pieces == [] and out == [11]
+
+
+@pytest.mark.parametrize("text, title, extra", [
+    ("plain text", None, {}),
+    # the splice mark inside the text and the title, quoted and escaped there
+    ('he wrote ,"duplicates":[],"removed": and left', ',"duplicates":[],', {}),
+    ("caf\u00e9 \u4e2d\u6587 \U0001F600 " * 40, "\u00e9t\u00e9", {}),  # more bytes than characters
+    ("text", None, {"duplicates": [], "removed": 1}),  # input fields of those names, in meta
+])
+def test_a_corpus_line_knows_where_its_duplicates_go(text, title, extra):
+    import orjson
+
+    from ingest.clean import _encoded
+    from ingest.records import Article
+
+    meta = {"file": "in.jsonl", "record": 3, **extra}
+    article = Article("a1", title, "2020-01-02", "Wire", [text], {}, [], meta)
+    line, splice = _encoded(article, text)
+    assert line[splice - SPLICE:splice + 2] == b',"duplicates":[]'
+    filled = line[:splice] + b'["a7","a9"]' + line[splice + 2:]
+    assert orjson.loads(filled) == {"id": "a1", "title": title, "date": "2020-01-02", "source": "Wire",
+                                    "text": text, "duplicates": ["a7", "a9"], "removed": {}, "meta": meta}
