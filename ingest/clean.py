@@ -66,9 +66,9 @@ def clean_record(raw: RawRecord, settings: CleanSettings) -> Article | Reject:
         tags = stripped.tags
     else:
         body = paragraphs
-    header = _header(paragraphs, body) if body is not paragraphs else []
+    header = _header(paragraphs, body)
     date = normalise_date(str(given_date)) if given_date else find_date(header, body[0] if body else None)
-    head = header + body[:3] if header else body[:3]  # datelines open the body, sometimes under a standfirst
+    head = header + body[:3]  # datelines open the body, sometimes under a standfirst
     source = fields.get("source") or find_source(head, url)  # type: ignore[arg-type]
     if settings.collapse_paragraphs and len(body) > 1:
         body, dropped = collapse_repeated_paragraphs(body, settings.paragraph_threshold)
@@ -302,7 +302,7 @@ def _finished_items(chunk: Chunk | list[Article] | str, detector: RecurringParag
         if isinstance(item, Reject):
             yield item
             continue
-        finished = drop_recurring(item, detector) if detector is not None else item
+        finished = drop_recurring(item, detector)
         if not finished.paragraphs:
             meta = item.meta
             yield Reject(str(meta["file"]), int(meta["record"]), None, EMPTY_AFTER_CLEANING,  # type: ignore[call-overload]
