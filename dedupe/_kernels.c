@@ -369,6 +369,10 @@ static Py_ssize_t words_1byte(const Py_UCS1 *p, Py_ssize_t len, const Map *m, ui
             continue;
         }
         Py_ssize_t end = len - i > NPOW / 2 ? i + NPOW / 2 : len;
+        /* Unrolled: the loop is bound by instructions, not by its two short chains (two
+           interleaved halves of a text ran no faster); four characters a turn spare three
+           counter updates and branches, ~12% of the loop (a C copy of it, 2,000 bench texts). */
+#pragma GCC unroll 4
         for (; i < end; i++) {
             uint32_t b = p[i];
             units[nu] = h;
