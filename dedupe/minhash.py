@@ -11,6 +11,7 @@ slower, FINDINGS).  Signatures can be wrapped back into datasketch objects with
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -33,13 +34,34 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) uint32 permutation parameters exactly as datasketch's ``affine32`` draws them
     (``MinHash._init_permutations``: odd multipliers, then offsets, from one RandomState). Drawn
     here rather than by building a datasketch MinHash so that start-up, in the parent and in
-    every worker, does not pay for importing datasketch; a test compares with datasketch."""
-    gen = np.random.RandomState(seed)
-    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    every worker, does not pay for importing datasketch; a test compares with datasketch.
+
+    ``RandomState(seed).randint(0, 2**31 or 2**32, n, dtype=uint32)`` is one MT19937 output
+    word a value (masked to 31 bits for the multipliers: a power-of-two range never rejects);
+    the words come from the standard library's MT19937, given the state numpy's seeding makes,
+    so that numpy.random (~20 ms to import) stays unimported."""
+    words = _mt19937_words(seed, 2 * num_perm)
+    a = np.array(words[:num_perm], dtype=np.uint32) & np.uint32(0x7FFFFFFF)
+    a = a * np.uint32(2) + np.uint32(1)
+    b = np.array(words[num_perm:], dtype=np.uint32)
     a.setflags(write=False)
     b.setflags(write=False)
     return a, b
+
+
+def _mt19937_words(seed: int, n: int) -> list[int]:
+    """The first n 32-bit outputs of MT19937 seeded as numpy's ``RandomState(seed)`` seeds it
+    (the reference ``init_genrand``), drawn by ``random.Random`` (whose ``getrandbits(32)`` is
+    one output word of the same generator)."""
+    if not 0 <= seed < 1 << 32:
+        raise ValueError("Seed must be between 0 and 2**32 - 1")  # (numpy's message)
+    state = [seed]
+    for i in range(1, 624):
+        prev = state[-1]
+        state.append((1812433253 * (prev ^ (prev >> 30)) + i) & 0xFFFFFFFF)
+    gen = random.Random()
+    gen.setstate((3, (*state, 624), None))
+    return [gen.getrandbits(32) for _ in range(n)]
 
 
 def fmix32(h: np.ndarray) -> np.ndarray:

@@ -120,6 +120,28 @@ def test_long_recurring_paragraph_is_found_by_its_exact_text_only() -> None:
     assert not detector.is_recurring(bodies[0])
 
 
+def test_permutations_are_numpy_randomstate_draws_without_numpy_random() -> None:
+    from dedupe.minhash import permutations
+
+    for num_perm, seed in ((128, 1), (64, 7), (37, 123), (1000, 0), (16, 2**32 - 1)):
+        gen = np.random.RandomState(seed)
+        a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+        got_a, got_b = permutations(num_perm, seed)
+        assert got_a.dtype == np.uint32 and got_b.dtype == np.uint32
+        assert got_a.tolist() == a.tolist() and got_b.tolist() == b.tolist()
+    with pytest.raises(ValueError, match="Seed must be between 0 and 2\\*\\*32 - 1"):
+        permutations(128, 2**32)
+
+
+def test_gram_weights_are_the_pcg64_draw_they_were() -> None:
+    from dedupe.shingles import _GRAM_WEIGHTS
+
+    gen = np.random.Generator(np.random.PCG64(0x5A1E))
+    drawn = gen.integers(0, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    assert _GRAM_WEIGHTS.dtype == np.uint64 and _GRAM_WEIGHTS.tolist() == drawn.tolist()
+
+
 def test_permutations_are_datasketch_affine32_draws() -> None:
     from datasketch import MinHash
 
