@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class RawRecord:
     """One article as a reader found it: text plus whatever fields the format named."""
 
@@ -19,7 +19,7 @@ class RawRecord:
     fields: dict[str, object] = field(default_factory=dict)  # id, url, title, date, extra columns
 
 
-@dataclass
+@dataclass(slots=True)
 class RawLine:
     """One JSONL line, not parsed yet: the local engine's parent only splits lines and the
     worker processes parse them (`readers.parse_raw_line`), so parsing is not serial work."""
@@ -31,7 +31,7 @@ class RawLine:
     stem: str  # the file's stem, for ids of records without one
 
 
-@dataclass
+@dataclass(slots=True)
 class Reject:
     """An input record that could not become an article, and why."""
 
@@ -55,7 +55,7 @@ class Reject:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Article:
     """A parsed and cleaned article, ready for near-duplicate detection."""
 
