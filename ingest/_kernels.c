@@ -706,7 +706,21 @@ static PyObject *k_head_marks(PyObject *self, PyObject *args)
             Py_DECREF(v);
         }
         Py_ssize_t end = len < limit ? len : limit;
-        for (Py_ssize_t i = 0; i + 4 <= end; i++) {
+        Py_ssize_t i = 0;
+        if (kind == PyUnicode_1BYTE_KIND) {
+            /* (nearly every paragraph) straight to the first "Home", if any: a memchr per 'H'
+               instead of a read and compare per character (~4k instructions an article) */
+            const Py_UCS1 *b = (const Py_UCS1 *)data, *h;
+            while (i + 4 <= end && (h = memchr(b + i, 'H', (size_t)(end - 3 - i))) != NULL) {
+                i = h - b;
+                if (b[i + 1] == 'o' && b[i + 2] == 'm' && b[i + 3] == 'e')
+                    break;
+                i++;
+            }
+            if (i + 4 > end || memcmp(b + i, "Home", 4) != 0)
+                continue;
+        }
+        for (; i + 4 <= end; i++) {
             if (PyUnicode_READ(kind, data, i) == 'H' && PyUnicode_READ(kind, data, i + 1) == 'o'
                 && PyUnicode_READ(kind, data, i + 2) == 'm' && PyUnicode_READ(kind, data, i + 3) == 'e') {
                 PyObject *v = Py_BuildValue("(nn)", k, i);
