@@ -347,6 +347,7 @@ def _article_items(chunk: Chunk | str, detector: RecurringParagraphs | str | Non
 
 
 def _nothing_to_strip(ctx: dict[str, Any]) -> bool:
+    """The run's cleaning only splits and joins paragraphs (what `_plain_items` needs)."""
     settings = context_settings(ctx)
     return not settings.boilerplate and not settings.collapse_paragraphs
 
