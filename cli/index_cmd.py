@@ -6,11 +6,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ingest.index_store import DEFAULT_WAIT, IndexStats, IndexStoreError, open_index
+from ingest.index_errors import DEFAULT_WAIT, IndexStoreError
+
+if TYPE_CHECKING:
+    from ingest.index_store import IndexStats
 
 
 def index_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,6 +35,8 @@ def index_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _open(location: str) -> Any:
+    from ingest.index_store import open_index  # (only `thresher index` and --index runs import it)
+
     try:
         return open_index(location)
     except IndexStoreError as exc:

@@ -26,7 +26,7 @@ try:
     from cli.display import print_explanations, print_summary, progress_bar, stderr_console
     from cli.index_cmd import index, index_options
     from dedupe.config import DedupeConfig
-    from ingest.index_store import IndexStoreError
+    from ingest.index_errors import IndexStoreError
     from ingest.parallel import WorkerDied
     from ingest.pipeline import (
         KEEP_POLICIES,

@@ -32,18 +32,14 @@ from dedupe.config import DedupeConfig
 from dedupe.index import band_keys, lsh_params
 from dedupe.minhash import jaccard_estimate, signatures
 from dedupe.shingles import shingle_hashes_many
+from ingest.index_errors import DEFAULT_WAIT, IndexStoreError  # (defined there: the CLI imports them alone)
 
-DEFAULT_WAIT = 3600.0  # seconds a run waits for another run's writer lock before giving up
 FAILPOINT_ENV = "THRESHER_FAILPOINT"
 # A fixed text whose signature is stored in the index: if a later thresher normalises, shingles
 # or hashes differently, its signature differs and the run stops instead of silently missing
 # every earlier article.
 _PROBE = ("Fares on the harbour ferry will rise by ten percent in April, the port board said "
           "on Thursday. Die Fähre kostet mehr; le bac coûtera plus cher. 港のフェリー運賃が上がる。")
-
-
-class IndexStoreError(Exception):
-    """The index cannot be used as asked (unreachable, locked too long, unknown run, ...)."""
 
 
 class IncompatibleIndex(IndexStoreError):

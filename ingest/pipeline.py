@@ -45,6 +45,7 @@ from ingest.clean import (
     clean_sample_chunk,
     sign_chunk_packed,
 )
+from ingest.index_errors import DEFAULT_WAIT
 from ingest.parallel import Workers, tune_malloc, worker_context
 from ingest.ranges import LineRange, TextRange, read_ranges
 from ingest.readers import ReaderOptions
@@ -91,7 +92,7 @@ class IngestOptions:
     tmp_dir: str | None = None
     index: str | None = None  # persistent index (SQLite path or redis:// URL), see ingest/incremental.py
     run_id: str | None = None  # this run's name in the index; default: UTC time + random suffix
-    index_wait: float = 3600.0  # seconds to wait for another run's index lock
+    index_wait: float = DEFAULT_WAIT  # seconds to wait for another run's index lock
 
 
 @dataclass(frozen=True)
