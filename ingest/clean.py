@@ -230,20 +230,19 @@ def drop_recurring(article: Article, detector: RecurringParagraphs | None) -> Ar
 
 
 def _encoded(article: Article, text: str) -> tuple[bytes, int]:
-    """The article's corpus line (``text`` is ``article.text``, joined once by the caller) and
-    where its ``[]`` of duplicates is. The line is encoded in one go, its newline included;
-    cutting it in two and joining it again copied the text twice more. Its ``[]`` is the
-    first ``,"duplicates":[]`` at or after byte ``len(text)``: the text's encoding is at least
-    that long and ends before it, and the values before it (id, title, date, source, text) are
-    JSON strings or null, in which a bare ``"`` cannot occur. (Finding it so, instead of
-    encoding the small ``removed``/``meta`` part again to count back from the end, saved a
-    second `orjson.dumps` an article.)"""
+    """`_line` of a cleaned article (``text`` is ``article.text``, joined once by the caller)."""
     return _line(article.id, article.title, article.date, article.source, text, article.removed, article.meta)
 
 
 def _line(aid: str, title: str | None, date: str | None, source: str | None, text: str,
           removed: dict[str, int], meta: dict[str, object]) -> tuple[bytes, int]:
-    """`_encoded` from the article's values."""
+    """An article's corpus line and where its ``[]`` of duplicates is. The line is encoded in
+    one go, its newline included; cutting it in two and joining it again copied the text twice
+    more. Its ``[]`` is the first ``,"duplicates":[]`` at or after byte ``len(text)``: the
+    text's encoding is at least that long and ends before it, and the values before it (id,
+    title, date, source, text) are JSON strings or null, in which a bare ``"`` cannot occur.
+    (Finding it so, instead of encoding the small ``removed``/``meta`` part again to count back
+    from the end, saved a second `orjson.dumps` an article.)"""
     line = orjson.dumps({"id": aid, "title": title, "date": date, "source": source, "text": text,
                          "duplicates": [], "removed": removed, "meta": meta}, option=orjson.OPT_APPEND_NEWLINE)
     return line, line.index(NO_DUPLICATES, len(text)) + SPLICE
@@ -357,8 +356,8 @@ def _plain_items(rng: LineRange, ctx: dict[str, Any]) -> Iterator[Finished | Rej
     boilerplate stripping, no collapsing, no recurring detector, no --explain): each record's
     values as `clean_record` finds them (its own helpers: `_date_and_source`, `_meta`), with no
     Article, no recurring pass and one generator between. ~4% of a near-duplicate-only run's
-    worker instructions (callgrind: ~245k -> ~235k an article); a test holds its items equal to
-    `_article_items`'."""
+    worker instructions (callgrind: ~245k -> ~235k an article). tests/test_plain_lane.py holds
+    its items equal to `_article_items` ones."""
     settings = context_settings(ctx)
     for raw in range_records(rng, ctx["reader"], ctx.setdefault("_range_fds", {})):
         if isinstance(raw, Reject):

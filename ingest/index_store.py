@@ -32,7 +32,7 @@ from dedupe.config import DedupeConfig
 from dedupe.index import band_keys, lsh_params
 from dedupe.minhash import jaccard_estimate, signatures
 from dedupe.shingles import shingle_hashes_many
-from ingest.index_errors import DEFAULT_WAIT, IndexStoreError  # (defined there: the CLI imports them alone)
+from ingest.index_errors import DEFAULT_WAIT, IndexStoreError  # (the CLI imports them alone)
 
 FAILPOINT_ENV = "THRESHER_FAILPOINT"
 # A fixed text whose signature is stored in the index: if a later thresher normalises, shingles
