@@ -275,11 +275,16 @@ def test_killed_while_adding_leaves_the_index_as_it_was(location: str, tmp_path:
 
 
 def test_killed_mid_run_leaves_the_index_unchanged(location: str, tmp_path: Path) -> None:
+    """SIGKILL from outside a second into a run (reading, signing, or already querying the
+    index): nothing of it is in the index afterwards. The run pauses once it has queried the index,
+    so the kill always lands before anything could be committed. (On a fast machine it had once
+    finished the 4,000 records and committed within the second.)"""
     ingest(tmp_path, "mon", make_records(5), location, "--run-id", "mon")
     before = json.loads(run("index", "stats", location, "--json").stdout)
     src = write_jsonl(tmp_path / "big.jsonl", make_records(4000, seed=5, start=1000))
+    env = dict(os.environ, THRESHER_FAILPOINT="index-query:sleep=60")
     proc = subprocess.Popen([*THRESHER, "ingest", str(src), "-o", str(tmp_path / "big.out.jsonl"),
-                             "--index", location, "--run-id", "big", *FAST], cwd=ROOT,
+                             "--index", location, "--run-id", "big", *FAST], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
