@@ -310,7 +310,6 @@ def _parse_line(name: str, raw: bytes | memoryview, number: int, start: int, ste
             return Reject(name, number, start, "bad_json", f"not JSON: {exc}", text)
     if not isinstance(obj, dict):
         text = _line_text(raw)[0] if text is None else text
-    if not isinstance(obj, dict):
         return Reject(name, number, start, "bad_json", "a JSON object was expected", text)
     body = obj.get(options.text_field)
     if not isinstance(body, str):

@@ -153,6 +153,17 @@ def test_jsonl_fields_and_bad_lines(tmp_path: Path) -> None:
     assert read(p, "jsonl")[0].fields == {"id": "j1", "url": "u1", "extra": {"lang": "en"}}
 
 
+def test_a_jsonl_line_that_is_not_an_object_is_rejected_with_its_text(tmp_path: Path) -> None:
+    p = tmp_path / "docs.jsonl"
+    p.write_bytes(b'[1, 2]\n"just a string"\n[1, "\xff"]\n')
+    got = [(r.record, r.reason, r.detail, r.raw) for r in read(p, "jsonl")]
+    assert got == [
+        (1, "bad_json", "a JSON object was expected", "[1, 2]"),
+        (2, "bad_json", "a JSON object was expected", '"just a string"'),
+        (3, "bad_json", "a JSON object was expected", '[1, "\ufffd"]'),  # decoded, bad byte replaced
+    ]
+
+
 def test_csv_and_tsv_with_ragged_rows(tmp_path: Path) -> None:
     c = tmp_path / "docs.csv"
     c.write_text('id,text,section\nc1,"Body, with comma",world\nc2,too,many,fields\n')
